@@ -1,0 +1,3 @@
+"""runner: declarative fine-tuning experiments (model x head x overrides x freezing)."""
+
+__version__ = "0.1.0"

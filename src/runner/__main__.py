@@ -1,0 +1,26 @@
+"""`python -m runner` / `runner`: compose the config with Hydra, then run the experiment."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from runner.cli import report_errors
+from runner.config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    with report_errors():
+        # Imported here so --help, --cfg and config errors never load torch.
+        from runner.run import run
+
+        return run(cfg)
+
+
+def entry() -> None:
+    main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""User-facing errors: what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # the config key, file or row at fault
+    message: str  # what is wrong, with the bad value
+    fix: str  # what to do about it
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}.\n     fix: {self.fix}"
+
+
+class RunnerError(Exception):
+    """An error caused by the user's input; shown without a traceback, exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(RunnerError):
+    """One or more problems found in the configuration, reported together."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(f"the configuration has {len(self.problems)} {noun}:\n" + "\n".join(lines))
+
+
+class DataError(RunnerError):
+    """The data does not fit the declared experiment (missing column, bad label, ...)."""
+
+
+class ModelError(RunnerError):
+    """The model cannot be built as declared (unreachable checkpoint, bad override, ...)."""
+
+
+class FreezeError(RunnerError):
+    """The freezing plan is unusable (nothing trainable, a pattern that matched nothing, ...)."""

@@ -1,0 +1,227 @@
+"""The explicit tables: model families and the heads each one offers.
+
+Pure data (no torch or transformers import), so config validation can use it and stay fast.
+Module paths are relative to the family's "body" (the base model inside a task model);
+`HeadSpec.body` says where that body sits in the task model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HEADS = ("seqcls", "causal_lm", "seq2seq", "qa", "tokencls")
+
+# head -> the transformers Auto class that builds it
+AUTO_CLASS = {
+    "seqcls": "AutoModelForSequenceClassification",
+    "causal_lm": "AutoModelForCausalLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+    "qa": "AutoModelForQuestionAnswering",
+    "tokencls": "AutoModelForTokenClassification",
+}
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    model_class: str  # the class AUTO_CLASS[head] resolves to for this family
+    body: str  # where the base model sits in the task model ("" = the task model itself)
+    head_modules: tuple[str, ...]  # modules outside the body that make up the task head
+    blocks: tuple[str, ...] | None = None  # override of Family.blocks for this head
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    model_type: str  # transformers' model_type
+    default_checkpoint: str
+    # The default checkpoint's architecture, used for scratch models when its config.json
+    # cannot be read locally, and for validation before transformers is imported.
+    default_config: dict
+    # Canonical size names -> this family's config keys.
+    hidden_key: str
+    heads_key: str
+    layers_keys: tuple[str, ...]
+    embeddings: tuple[str, ...]  # embedding modules, relative to the body
+    blocks: tuple[str, ...]  # ModuleLists of transformer blocks, bottom to top, per stack
+    above_blocks: tuple[str, ...]  # body modules above the top block (pooler, final norm)
+    encoder: tuple[str, ...]  # what freeze=encoder freezes (encoder-decoder families only)
+    norm_classes: tuple[str, ...]  # normalization layer classes (freeze=layernorm)
+    tokenizer_kind: str  # tokenizer trained for init=scratch: wordpiece | bpe | unigram
+    heads: dict[str, HeadSpec] = field(default_factory=dict)
+    # Heads are split across heads only when hidden size is a multiple of the head count
+    # (T5 has its own per-head size d_kv, so any head count is valid there).
+    heads_must_divide_hidden: bool = True
+
+    @property
+    def encoder_decoder(self) -> bool:
+        return bool(self.encoder)
+
+
+# Keys that change tensor shapes or the meaning of pretrained weights. Overriding any of
+# them on a pretrained checkpoint silently yields a different (partly random) model.
+ARCHITECTURE_KEYS = frozenset(
+    {
+        # BERT / RoBERTa names (and aliases that other configs map onto their own keys)
+        "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+        "vocab_size", "max_position_embeddings", "type_vocab_size", "hidden_act",
+        "position_embedding_type", "embedding_size",
+        # DistilBERT
+        "dim", "n_layers", "n_heads", "hidden_dim", "activation", "sinusoidal_pos_embds",
+        # GPT-2
+        "n_embd", "n_layer", "n_head", "n_inner", "n_positions", "n_ctx",
+        "activation_function",
+        # T5
+        "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
+        "relative_attention_num_buckets", "relative_attention_max_distance",
+        "feed_forward_proj", "is_gated_act", "dense_act_fn",
+        "tie_word_embeddings",
+    }
+)
+
+_BERT_CONFIG = {
+    "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
+    "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
+
+FAMILIES: dict[str, Family] = {
+    "bert": Family(
+        name="bert",
+        model_type="bert",
+        default_checkpoint="bert-base-uncased",
+        default_config=_BERT_CONFIG,
+        hidden_key="hidden_size",
+        heads_key="num_attention_heads",
+        layers_keys=("num_hidden_layers",),
+        embeddings=("embeddings",),
+        blocks=("encoder.layer",),
+        above_blocks=("pooler",),
+        encoder=(),
+        norm_classes=("LayerNorm",),
+        tokenizer_kind="wordpiece",
+        heads={
+            "seqcls": HeadSpec("BertForSequenceClassification", "bert", ("classifier",)),
+            "causal_lm": HeadSpec("BertLMHeadModel", "bert", ("cls",)),
+            "qa": HeadSpec("BertForQuestionAnswering", "bert", ("qa_outputs",)),
+            "tokencls": HeadSpec("BertForTokenClassification", "bert", ("classifier",)),
+        },
+    ),
+    "distilbert": Family(
+        name="distilbert",
+        model_type="distilbert",
+        default_checkpoint="distilbert-base-uncased",
+        default_config={
+            "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12,
+            "hidden_dim": 3072, "max_position_embeddings": 512,
+        },
+        hidden_key="dim",
+        heads_key="n_heads",
+        layers_keys=("n_layers",),
+        embeddings=("embeddings",),
+        blocks=("transformer.layer",),
+        above_blocks=(),
+        encoder=(),
+        norm_classes=("LayerNorm",),
+        tokenizer_kind="wordpiece",
+        heads={
+            "seqcls": HeadSpec(
+                "DistilBertForSequenceClassification", "distilbert",
+                ("pre_classifier", "classifier"),
+            ),
+            "qa": HeadSpec("DistilBertForQuestionAnswering", "distilbert", ("qa_outputs",)),
+            "tokencls": HeadSpec(
+                "DistilBertForTokenClassification", "distilbert", ("classifier",)
+            ),
+        },
+    ),
+    "roberta": Family(
+        name="roberta",
+        model_type="roberta",
+        default_checkpoint="roberta-base",
+        default_config={
+            "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12,
+            "num_attention_heads": 12, "intermediate_size": 3072,
+            "max_position_embeddings": 514, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        },
+        hidden_key="hidden_size",
+        heads_key="num_attention_heads",
+        layers_keys=("num_hidden_layers",),
+        embeddings=("embeddings",),
+        blocks=("encoder.layer",),
+        above_blocks=("pooler",),
+        encoder=(),
+        norm_classes=("LayerNorm",),
+        tokenizer_kind="bpe",
+        heads={
+            "seqcls": HeadSpec("RobertaForSequenceClassification", "roberta", ("classifier",)),
+            "causal_lm": HeadSpec("RobertaForCausalLM", "roberta", ("lm_head",)),
+            "qa": HeadSpec("RobertaForQuestionAnswering", "roberta", ("qa_outputs",)),
+            "tokencls": HeadSpec("RobertaForTokenClassification", "roberta", ("classifier",)),
+        },
+    ),
+    "gpt2": Family(
+        name="gpt2",
+        model_type="gpt2",
+        default_checkpoint="gpt2",
+        default_config={
+            "vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12,
+            "n_positions": 1024,
+        },
+        hidden_key="n_embd",
+        heads_key="n_head",
+        layers_keys=("n_layer",),
+        embeddings=("wte", "wpe"),
+        blocks=("h",),
+        above_blocks=("ln_f",),
+        encoder=(),
+        norm_classes=("LayerNorm",),
+        tokenizer_kind="bpe",
+        heads={
+            "seqcls": HeadSpec("GPT2ForSequenceClassification", "transformer", ("score",)),
+            "causal_lm": HeadSpec("GPT2LMHeadModel", "transformer", ("lm_head",)),
+            "qa": HeadSpec("GPT2ForQuestionAnswering", "transformer", ("qa_outputs",)),
+            "tokencls": HeadSpec("GPT2ForTokenClassification", "transformer", ("classifier",)),
+        },
+    ),
+    "t5": Family(
+        name="t5",
+        model_type="t5",
+        default_checkpoint="t5-small",
+        default_config={
+            "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048,
+            "num_layers": 6, "num_heads": 8,
+        },
+        hidden_key="d_model",
+        heads_key="num_heads",
+        layers_keys=("num_layers", "num_decoder_layers"),
+        embeddings=("shared",),
+        blocks=("encoder.block", "decoder.block"),
+        above_blocks=("encoder.final_layer_norm", "decoder.final_layer_norm"),
+        encoder=("encoder",),
+        norm_classes=("T5LayerNorm",),
+        tokenizer_kind="unigram",
+        heads_must_divide_hidden=False,
+        heads={
+            "seqcls": HeadSpec(
+                "T5ForSequenceClassification", "transformer", ("classification_head",)
+            ),
+            "seq2seq": HeadSpec("T5ForConditionalGeneration", "", ("lm_head",)),
+            "qa": HeadSpec("T5ForQuestionAnswering", "", ("qa_outputs",)),
+            # The token classifier runs the encoder alone.
+            "tokencls": HeadSpec(
+                "T5ForTokenClassification", "transformer", ("classifier",),
+                blocks=("encoder.block",),
+            ),
+        },
+    ),
+}
+
+
+def supported_pairs() -> list[str]:
+    return [f"{fam} x {head}" for fam, spec in FAMILIES.items() for head in spec.heads]
+
+
+def supported_pairs_text() -> str:
+    lines = [f"  {fam}: {', '.join(spec.heads)}" for fam, spec in FAMILIES.items()]
+    return "\n".join(lines)

@@ -1,0 +1,264 @@
+"""Build exactly the declared model: family x head, pretrained or from config, plus overrides."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import transformers
+from omegaconf import DictConfig, OmegaConf
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from runner.errors import ModelError
+from runner.families import AUTO_CLASS, FAMILIES, Family, HeadSpec
+
+log = logging.getLogger(__name__)
+# runner reports what matters itself (newly initialised weights, bad overrides).
+transformers.logging.set_verbosity_error()
+
+
+def seed_everything(seed: int) -> None:
+    transformers.set_seed(seed)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What the head predicts: class names (index = id) or a regression target."""
+
+    names: list[str]
+    regression: bool = False
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.regression else len(self.names)
+
+
+def family_of(cfg: DictConfig) -> Family:
+    return FAMILIES[cfg.model.family]
+
+
+def head_spec(cfg: DictConfig) -> HeadSpec:
+    return FAMILIES[cfg.model.family].heads[cfg.head.task]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def is_local(checkpoint: str) -> bool:
+    return Path(checkpoint).expanduser().exists() or checkpoint.startswith(("/", "./", "../"))
+
+
+def _hub_reachable() -> bool:
+    """A quick look for the hub, so offline machines fail at once rather than after retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_local_checkpoint(path: Path, family: Family) -> dict[str, Any]:
+    """Read and vet a checkpoint directory's config.json before transformers touches it."""
+    if not path.is_dir():
+        raise ModelError(
+            f"model.checkpoint={str(path)!r} is not a directory. Point it at a directory "
+            "holding config.json and the weights (as written by save_pretrained)."
+        )
+    config_file = path / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except FileNotFoundError:
+        raise ModelError(
+            f"model.checkpoint={str(path)!r} has no config.json. Point it at a directory "
+            "written by save_pretrained (config.json + model.safetensors)."
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {config_file}: {err}. Check the file's permissions "
+                         "and that it is valid JSON.") from None
+    if "auto_map" in config or any(path.glob("*.py")):
+        raise ModelError(
+            f"model.checkpoint={str(path)!r} ships custom model code (auto_map / *.py). runner "
+            "never executes code from checkpoints (trust_remote_code is off). Use a checkpoint "
+            "of a standard family instead."
+        )
+    model_type = config.get("model_type")
+    if model_type != family.model_type:
+        raise ModelError(
+            f"model.checkpoint={str(path)!r} is a {model_type!r} model, but model.family="
+            f"{family.name!r} expects {family.model_type!r}. Choose the model= preset that "
+            "matches the checkpoint, or set model.family accordingly."
+        )
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+    return {"config": config, "has_weights": has_weights}
+
+
+def resolve_checkpoint(cfg: DictConfig, *, need_weights: bool) -> tuple[str, bool]:
+    """Return (checkpoint to load from, whether it is available locally).
+
+    Local directories are vetted; hub ids are looked up in the local cache first, and only
+    then on the hub. An unreachable hub is a clear error when weights are needed.
+    """
+    checkpoint = str(cfg.model.checkpoint)
+    family = family_of(cfg)
+    if is_local(checkpoint):
+        path = Path(checkpoint).expanduser().resolve()
+        info = check_local_checkpoint(path, family)
+        if need_weights and not info["has_weights"]:
+            raise ModelError(
+                f"model.checkpoint={str(path)!r} has no weights (*.safetensors). Save the model "
+                "with save_pretrained, or use model.init=scratch to build it from its config."
+            )
+        return str(path), True
+    try:
+        AutoConfig.from_pretrained(checkpoint, local_files_only=True)
+        return checkpoint, True
+    except (OSError, ValueError):
+        pass
+    if not need_weights:
+        return checkpoint, False
+    if not _hub_reachable():
+        raise ModelError(
+            f"cannot load model.checkpoint={checkpoint!r}: the Hugging Face Hub is not reachable "
+            "from this machine and the checkpoint is not in the local cache. Either download it "
+            f"where there is network (`huggingface-cli download {checkpoint} --local-dir DIR`) and "
+            "set model.checkpoint=DIR, or train from scratch with model.init=scratch, or use "
+            "model=minilm (a pretrained BERT that works offline)."
+        )
+    return checkpoint, False
+
+
+# ----------------------------------------------------------------------------------- config
+
+
+def _check_override_keys(config: PretrainedConfig, overrides: dict[str, Any]) -> None:
+    known = set(config.to_dict()) | set(getattr(config, "attribute_map", {}))
+    unknown = sorted(k for k in overrides if k not in known)
+    if unknown:
+        names = ", ".join(sorted(k for k in config.to_dict() if not k.startswith("_"))[:40])
+        raise ModelError(
+            f"model.config_overrides: {', '.join(unknown)} "
+            f"{'is not a key' if len(unknown) == 1 else 'are not keys'} of "
+            f"{type(config).__name__}. Check the spelling; known keys include: {names}"
+        )
+
+
+def head_config_kwargs(cfg: DictConfig, labels: Labels | None) -> dict[str, Any]:
+    """Config values the head needs (label count and names, decoder flags)."""
+    kwargs: dict[str, Any] = {}
+    task = cfg.head.task
+    if task in ("seqcls", "tokencls"):
+        if labels is None:
+            n = cfg.head.num_labels or 2
+            names = list(cfg.head.label_names or [f"LABEL_{i}" for i in range(n)])
+            labels = Labels(names, regression=bool(cfg.head.regression))
+        kwargs["num_labels"] = labels.num_labels
+        if labels.regression:
+            kwargs["problem_type"] = "regression"
+        else:
+            kwargs["id2label"] = dict(enumerate(labels.names))
+            kwargs["label2id"] = {name: i for i, name in enumerate(labels.names)}
+            if task == "seqcls":
+                kwargs["problem_type"] = "single_label_classification"
+    if task == "causal_lm" and cfg.model.family in ("bert", "roberta"):
+        kwargs["is_decoder"] = True  # BERT-like models predict the next token only as decoders
+    return kwargs
+
+
+def build_config(
+    cfg: DictConfig, labels: Labels | None = None, extra: dict[str, Any] | None = None
+) -> PretrainedConfig:
+    """The transformers config: the checkpoint's (or the family default) + overrides + head.
+
+    `extra` carries values found while preparing data (a trained tokenizer's vocab size,
+    GPT-2's pad token id).
+    """
+    family = family_of(cfg)
+    overrides = OmegaConf.to_container(cfg.model.config_overrides, resolve=True) or {}
+    checkpoint, available = resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
+    if available:
+        base = AutoConfig.from_pretrained(checkpoint, local_files_only=True,
+                                          trust_remote_code=False)
+        _check_override_keys(base, overrides)
+        values = {**base.to_dict(), **overrides}
+    elif cfg.model.init == "pretrained":
+        base = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
+        _check_override_keys(base, overrides)
+        values = {**base.to_dict(), **overrides}
+    else:
+        log.info("%s is not available locally: building %s from the family default config",
+                 checkpoint, family.name)
+        base = AutoConfig.for_model(family.model_type, **family.default_config)
+        _check_override_keys(base, overrides)
+        values = {**family.default_config, **overrides}
+    values.update(head_config_kwargs(cfg, labels))
+    values.update(extra or {})
+    for key in ("model_type", "transformers_version", "architectures", "_name_or_path"):
+        values.pop(key, None)
+    config = AutoConfig.for_model(family.model_type, **values)
+    _check_config_arithmetic(config, family)
+    return config
+
+
+def _check_config_arithmetic(config: PretrainedConfig, family: Family) -> None:
+    hidden = getattr(config, family.hidden_key)
+    heads = getattr(config, family.heads_key)
+    if family.heads_must_divide_hidden and hidden % heads:
+        raise ModelError(
+            f"model.config_overrides: the hidden size {hidden} is not divisible by the number "
+            f"of attention heads {heads}. Use a head count that divides {hidden}."
+        )
+
+
+# ------------------------------------------------------------------------------------ model
+
+
+def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
+    """Instantiate the task model: pretrained weights or fresh ones; never remote code."""
+    spec = head_spec(cfg)
+    auto_class = getattr(transformers, AUTO_CLASS[cfg.head.task])
+    if cfg.model.init == "pretrained":
+        checkpoint, _ = resolve_checkpoint(cfg, need_weights=True)
+        try:
+            model, info = auto_class.from_pretrained(
+                checkpoint, config=config, trust_remote_code=False, output_loading_info=True
+            )
+        except OSError as err:
+            raise ModelError(f"cannot load weights from model.checkpoint={checkpoint!r}: {err}"
+                             ) from None
+        _report_loading(model, info, spec)
+    else:
+        model = auto_class.from_config(config, trust_remote_code=False)
+    if type(model).__name__ != spec.model_class:
+        raise ModelError(
+            f"{AUTO_CLASS[cfg.head.task]} built {type(model).__name__}, expected "
+            f"{spec.model_class}: the checkpoint does not match model.family={cfg.model.family}"
+        )
+    return model
+
+
+def _report_loading(model: PreTrainedModel, info: dict[str, Any], spec: HeadSpec) -> None:
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = info.get("mismatched_keys") or []
+    head_prefixes = tuple(f"{m}." for m in spec.head_modules)
+    body_missing = [k for k in missing if not k.startswith(head_prefixes)]
+    if missing:
+        log.info("newly initialised (not in the checkpoint): %s", ", ".join(missing))
+    if body_missing:
+        log.warning("%d body weights were not in the checkpoint and start random: %s",
+                    len(body_missing), ", ".join(body_missing[:10]))
+    if mismatched:
+        raise ModelError(
+            "the checkpoint's weights do not fit the configured shapes: "
+            + ", ".join(str(m[0]) if isinstance(m, tuple) else str(m) for m in mismatched)
+        )
