@@ -191,6 +191,7 @@ FAMILIES: dict[str, Family] = {
         default_config={
             "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048,
             "num_layers": 6, "num_heads": 8,
+            "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
         },
         hidden_key="d_model",
         heads_key="num_heads",

@@ -230,8 +230,11 @@ def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
     if cfg.model.init == "pretrained":
         checkpoint, _ = resolve_checkpoint(cfg, need_weights=True)
         try:
+            # A head of another size (e.g. num_labels) is re-initialised; any other size
+            # mismatch is refused below.
             model, info = auto_class.from_pretrained(
-                checkpoint, config=config, trust_remote_code=False, output_loading_info=True
+                checkpoint, config=config, trust_remote_code=False, output_loading_info=True,
+                ignore_mismatched_sizes=True,
             )
         except OSError as err:
             raise ModelError(f"cannot load weights from model.checkpoint={checkpoint!r}: {err}"
@@ -248,17 +251,21 @@ def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
 
 
 def _report_loading(model: PreTrainedModel, info: dict[str, Any], spec: HeadSpec) -> None:
-    missing = sorted(info.get("missing_keys") or [])
-    mismatched = info.get("mismatched_keys") or []
     head_prefixes = tuple(f"{m}." for m in spec.head_modules)
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = sorted(m[0] if isinstance(m, tuple) else str(m)
+                        for m in info.get("mismatched_keys") or [])
+    body_mismatched = [k for k in mismatched if not k.startswith(head_prefixes)]
+    if body_mismatched:
+        raise ModelError(
+            "the checkpoint's weights do not fit the configured shapes: "
+            + ", ".join(body_mismatched[:10])
+            + ". Use the checkpoint's own architecture, or model.init=scratch."
+        )
+    if missing or mismatched:
+        log.info("newly initialised head weights (not in the checkpoint, or another size): %s",
+                 ", ".join(missing + mismatched))
     body_missing = [k for k in missing if not k.startswith(head_prefixes)]
-    if missing:
-        log.info("newly initialised (not in the checkpoint): %s", ", ".join(missing))
     if body_missing:
         log.warning("%d body weights were not in the checkpoint and start random: %s",
                     len(body_missing), ", ".join(body_missing[:10]))
-    if mismatched:
-        raise ModelError(
-            "the checkpoint's weights do not fit the configured shapes: "
-            + ", ".join(str(m[0]) if isinstance(m, tuple) else str(m) for m in mismatched)
-        )

@@ -47,6 +47,12 @@ DEFAULT_OBJECTIVE = {
 }
 
 
+# Learning rate when trainer.lr is not set. A head alone (or biases / norms alone) learns
+# on fixed features and needs far larger steps than a full fine-tune to move in 3 epochs.
+DEFAULT_LR = {"head_only": 1e-2, "bitfit": 1e-3, "layernorm": 1e-3}
+FINE_TUNE_LR = 5e-5
+
+
 @dataclass
 class ModelConfig:
     family: str = MISSING  # bert | distilbert | roberta | gpt2 | t5
@@ -129,7 +135,7 @@ class TrainerConfig:
     seed: int = 42
     batch_size: int = 32
     eval_batch_size: int = 64
-    lr: float = 5e-5
+    lr: float | None = None  # None = by freeze strategy (DEFAULT_LR)
     weight_decay: float = 0.01
     schedule: str = "linear"
     warmup_ratio: float = 0.0
@@ -464,6 +470,12 @@ def validate(cfg: DictConfig) -> None:
     _positive(problems, "tokenizer.vocab_size", cfg.tokenizer.vocab_size)
     if problems:
         raise ConfigError(problems)
+
+
+def fill_defaults(cfg: DictConfig) -> None:
+    """Settings whose default depends on other settings (recorded resolved, not as null)."""
+    if cfg.trainer.lr is None:
+        cfg.trainer.lr = DEFAULT_LR.get(cfg.freeze.strategy, FINE_TUNE_LR)
 
 
 def objective(cfg: DictConfig) -> tuple[str, str]:

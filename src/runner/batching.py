@@ -1,0 +1,59 @@
+"""Which rows go into which batch.
+
+Training: shuffle with a per-epoch seed, then (by default) sort by length inside large
+chunks so each batch holds rows of similar length and dynamic padding wastes little;
+the batches themselves are then shuffled, with the longest first so memory problems show
+at once. Evaluation: batches in length order. Both are pure functions of (lengths, seed,
+epoch), so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+CHUNK_BATCHES = 50  # a sorting chunk holds this many batches
+
+
+class TrainBatches:
+    """A batch sampler: yields lists of row indices; call set_epoch before each epoch."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int,
+                 group_by_length: bool = True):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        size = self.batch_size
+        if not self.group_by_length:
+            return [order[i:i + size] for i in range(0, len(order), size)]
+        chunk = size * CHUNK_BATCHES
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = sorted(order[start:start + chunk], key=lambda i: -self.lengths[i])
+            batches += [part[i:i + size] for i in range(0, len(part), size)]
+        longest = max(range(len(batches)), key=lambda b: self.lengths[batches[b][0]])
+        first = batches.pop(longest)
+        rng.shuffle(batches)
+        return [first, *batches]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
+def eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Evaluation batches in length order: the least padding, the same order every time."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

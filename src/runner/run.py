@@ -1,0 +1,60 @@
+"""One experiment, top to bottom: the story every run tells.
+
+config -> validate -> data -> tokenizer -> model -> freeze plan -> features -> train
+-> save -> tracking sees all of it -> the objective goes back to the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+from omegaconf import DictConfig
+
+from runner.schema import fill_defaults, objective, validate
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> float | None:
+    validate(cfg)  # every config problem at once, before anything heavy is imported
+    fill_defaults(cfg)
+
+    from runner import experiment, tracking
+    from runner.checkpoints import recorded_status, resolve_resume
+    from runner.data import load_data
+    from runner.freeze import apply_plan, plan_for_model
+    from runner.heads import task_for
+    from runner.models import (build_config, build_model, family_of, head_spec,
+                               seed_everything)
+    from runner.tokenizer import config_values, load_tokenizer
+    from runner.train import Trainer
+
+    where = experiment.locate(cfg)
+    hyperparameters = experiment.hyperparameters(cfg)
+    resume_dir = resolve_resume(cfg.trainer.resume, where.name, hyperparameters,
+                                where.output_dir, where.search_roots)
+    output_dir = resume_dir or where.output_dir
+    with (recorded_status(output_dir, name=where.name, hyperparameters=hyperparameters),
+          tracking.start(cfg, where, output_dir, resumed=resume_dir is not None) as tracker):
+        seed_everything(cfg.trainer.seed)
+        raw = load_data(cfg)
+        tokenizer = load_tokenizer(cfg, raw)
+        model = build_model(cfg, build_config(cfg, raw.labels, config_values(cfg, tokenizer)))
+        plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
+        experiment.show_plan(cfg, model, plan)
+        tracker.log_plan(model, plan)
+        apply_plan(model, plan)
+
+        task = task_for(cfg, tokenizer, raw.labels)
+        features = task.features(raw)
+        trainer = Trainer(cfg, model, task, features, output_dir, tracker.log_metrics,
+                          objective(cfg))
+        if resume_dir is not None:
+            trainer.resume(resume_dir)
+        result = trainer.fit()
+
+        model_dir = experiment.save_final_model(cfg, trainer, tokenizer, output_dir)
+        name, _ = objective(cfg)
+        value = result.metrics.get(name)
+        tracker.finish(result.metrics, name, value, model_dir)
+    experiment.print_summary(result.metrics, name, model_dir)
+    return value

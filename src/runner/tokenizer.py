@@ -1,0 +1,215 @@
+"""The tokenizer: the checkpoint's own, or one trained on the training split.
+
+A scratch model whose checkpoint has no usable tokenizer gets one of its family's kind
+(WordPiece for BERT-like, byte-level BPE for GPT-2 / RoBERTa, Unigram for T5), trained with
+the `tokenizers` library and cached on disk by a fingerprint of the data and settings, so
+sweeps and reruns train it once. The model's vocabulary size then follows the tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import tokenizers
+from omegaconf import DictConfig
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from runner.data import RawData
+from runner.errors import ModelError
+from runner.models import family_of, is_local
+
+log = logging.getLogger(__name__)
+
+# Families whose models take token_type_ids (the others reject or misuse them).
+USES_TOKEN_TYPE_IDS = {"bert"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RUNNER_CACHE_DIR", Path.home() / ".cache" / "runner"))
+
+
+def training_texts(raw: RawData, task: str) -> Iterator[str]:
+    """Every piece of text in the training split the tokenizer should cover."""
+    columns = {
+        "seqcls": ("text", "text_pair"),
+        "qa": ("question", "context"),
+        "seq2seq": ("source", "target"),
+        "causal_lm": ("text",),
+        "tokencls": ("tokens",),
+    }[task]
+    for column in columns:
+        if column not in raw.train.column_names:
+            continue
+        for value in raw.train[column]:
+            if isinstance(value, list):
+                yield " ".join(value)
+            elif value:
+                yield str(value)
+
+
+# ------------------------------------------------------------------ tokenizer recipes
+
+
+def _wordpiece(vocab_size: int, min_frequency: int, texts) -> PreTrainedTokenizerFast:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _byte_bpe(vocab_size: int, min_frequency: int, texts, family: str) -> PreTrainedTokenizerFast:
+    if family == "roberta":
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids match RoBERTa's config
+    else:
+        specials = ["<|endoftext|>"]
+    tok = tokenizers.Tokenizer(models.BPE())
+    # A prefix space makes a word tokenize the same at the start of a text as inside it,
+    # which token classification on pre-split words needs.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if family == "roberta":
+        tok.post_processor = processors.RobertaProcessing(
+            sep=("</s>", tok.token_to_id("</s>")), cls=("<s>", tok.token_to_id("<s>")),
+            trim_offsets=True, add_prefix_space=True)
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            pad_token="<pad>", cls_token="<s>", sep_token="</s>", mask_token="<mask>",
+            add_prefix_space=True)
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    eos = "<|endoftext|>"
+    # GPT-2 has no pad token; padding with end-of-text lets batches hold several rows.
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=eos, eos_token=eos,
+                                   unk_token=eos, pad_token=eos, add_prefix_space=True)
+
+
+def _unigram(vocab_size: int, texts) -> PreTrainedTokenizerFast:
+    specials = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as T5's config expects
+    tok = tokenizers.Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>")
+
+
+def train_tokenizer(kind: str, family: str, texts: list[str], vocab_size: int,
+                    min_frequency: int) -> PreTrainedTokenizerFast:
+    if kind == "wordpiece":
+        tok = _wordpiece(vocab_size, min_frequency, texts)
+    elif kind == "bpe":
+        tok = _byte_bpe(vocab_size, min_frequency, texts, family)
+    else:
+        tok = _unigram(vocab_size, texts)
+    if family not in USES_TOKEN_TYPE_IDS:
+        tok.model_input_names = ["input_ids", "attention_mask"]
+    return tok
+
+
+# ---------------------------------------------------------------------------- selection
+
+
+def _fingerprint(*parts: Any, texts: list[str]) -> str:
+    digest = hashlib.sha256(repr(parts).encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", "replace"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _trained_tokenizer(cfg: DictConfig, raw: RawData) -> PreTrainedTokenizerFast:
+    family = family_of(cfg)
+    texts = list(training_texts(raw, cfg.head.task))
+    key = _fingerprint(family.tokenizer_kind, family.name, cfg.tokenizer.vocab_size,
+                       cfg.tokenizer.min_frequency, tokenizers.__version__, texts=texts)
+    target = cache_root() / "tokenizers" / key
+    if (target / "tokenizer.json").is_file():
+        log.info("tokenizer: reusing the %s tokenizer trained on this data (%s)",
+                 family.tokenizer_kind, target)
+        return AutoTokenizer.from_pretrained(str(target))
+    log.info("tokenizer: training a %s tokenizer (vocab %d) on %d training texts",
+             family.tokenizer_kind, cfg.tokenizer.vocab_size, len(texts))
+    tok = train_tokenizer(family.tokenizer_kind, family.name, texts, cfg.tokenizer.vocab_size,
+                          cfg.tokenizer.min_frequency)
+    # Written beside the target, then renamed: a crash never leaves half a tokenizer.
+    staging = target.with_name(f".{key}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    tok.save_pretrained(str(staging))
+    try:
+        staging.rename(target)
+    except OSError:  # another job of the sweep got there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return AutoTokenizer.from_pretrained(str(target))
+
+
+def _checkpoint_tokenizer(cfg: DictConfig) -> PreTrainedTokenizerBase | None:
+    checkpoint = str(cfg.model.checkpoint)
+    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    if cfg.model.family in ("gpt2", "roberta") and cfg.head.task == "tokencls":
+        kwargs["add_prefix_space"] = True  # byte-level BPE on pre-split words needs it
+    if not is_local(checkpoint):
+        kwargs["local_files_only"] = cfg.model.init == "scratch"
+    elif not any(Path(checkpoint).glob("tokenizer*")) and not any(
+        Path(checkpoint).glob("vocab*")
+    ):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(checkpoint, **kwargs)
+    except (OSError, ValueError) as err:
+        if cfg.model.init == "scratch":
+            return None
+        raise ModelError(f"cannot load the tokenizer of model.checkpoint={checkpoint!r}: {err}"
+                         ) from None
+
+
+def load_tokenizer(cfg: DictConfig, raw: RawData) -> PreTrainedTokenizerBase:
+    tokenizer = _checkpoint_tokenizer(cfg)
+    if tokenizer is None:
+        if cfg.model.init == "pretrained":
+            raise ModelError(
+                f"model.checkpoint={cfg.model.checkpoint!r} has no tokenizer, and pretrained "
+                "weights only make sense with the tokenizer they were trained with. Save it "
+                "beside the weights (tokenizer.save_pretrained), or use model.init=scratch."
+            )
+        tokenizer = _trained_tokenizer(cfg, raw)
+    if tokenizer.pad_token is None:  # GPT-2's own tokenizer
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.is_fast and cfg.head.task in ("qa", "tokencls"):
+        raise ModelError(f"head={cfg.head.task} needs a fast tokenizer (offsets / word ids); "
+                         f"{type(tokenizer).__name__} is not one")
+    return tokenizer
+
+
+def config_values(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """What the model's config must take from the tokenizer."""
+    values: dict[str, Any] = {"pad_token_id": tokenizer.pad_token_id}
+    if cfg.model.init == "scratch":
+        values["vocab_size"] = len(tokenizer)
+        for name in ("bos_token_id", "eos_token_id"):
+            if getattr(tokenizer, name) is not None:
+                values[name] = getattr(tokenizer, name)
+        if cfg.model.family == "t5":
+            values["decoder_start_token_id"] = tokenizer.pad_token_id
+    return values
