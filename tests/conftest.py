@@ -53,3 +53,21 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     return cache
+
+
+def fast(head: str, family: str = "bert", *extra: str) -> list[str]:
+    """Overrides for a training run of a few seconds: tiny scratch model, a slice of the
+    bundled sample data, small tokenizer and sequences."""
+    return [*tiny(family, f"head={head}"), "data.max_train_samples=48",
+            "data.max_eval_samples=16", "data.max_length=64", "data.block_size=32",
+            "tokenizer.vocab_size=300", "tokenizer.min_frequency=1", "trainer.batch_size=8",
+            "trainer.eval_batch_size=8", "trainer.max_epochs=2", "trainer.log_every=1",
+            "head.max_target_length=16", "head.doc_stride=16", *extra]
+
+
+def mlflow_runs(db: Path, experiment: str = "runner"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name(experiment)
+    return client, (client.search_runs([exp.experiment_id]) if exp else [])

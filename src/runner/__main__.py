@@ -5,16 +5,20 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from runner.cli import report_errors
+from runner.cli import in_multirun, report_errors
 from runner.config import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    with report_errors():
-        # Imported here so --help, --cfg and config errors never load torch.
-        from runner.run import run
+    # Imported here so --help, --cfg and config errors never load torch.
+    from runner.run import run
 
+    if in_multirun():
+        from runner.sweep import run_job
+
+        return run_job(cfg, run)
+    with report_errors():
         return run(cfg)
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from runner.errors import RunnerError
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -29,7 +29,7 @@ def report_errors() -> Iterator[None]:
     try:
         yield
     except (RunnerError, HydraException, OmegaConfBaseException) as err:
-        if _in_multirun():
+        if in_multirun():
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))

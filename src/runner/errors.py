@@ -41,3 +41,9 @@ class ModelError(RunnerError):
 
 class FreezeError(RunnerError):
     """The freezing plan is unusable (nothing trainable, a pattern that matched nothing, ...)."""
+
+
+class Interrupted(RunnerError):
+    """SIGINT / SIGTERM stopped the run (after saving a checkpoint when training)."""
+
+    exit_code = 130

@@ -282,6 +282,8 @@ class QuestionAnswering(Task):
             raise DataError(f"head.doc_stride={stride} must be smaller than data.max_length="
                             f"{max_length}")
         tok = self.tokenizer
+        for split, ds in (("train", raw.train), ("validation", raw.validation)):
+            self._check_room_for_context(ds, split, max_length, stride)
         train = raw.train.map(
             lambda b: qa.prepare_train_features(b, tok, max_length, stride), batched=True,
             remove_columns=raw.train.column_names, desc="tokenizing", load_from_cache_file=False)
@@ -299,6 +301,17 @@ class QuestionAnswering(Task):
             eval_examples=raw.validation.select_columns(["id", "context", "answers"]).to_list(),
             eval_meta=meta,
         )
+
+    def _check_room_for_context(self, ds, split: str, max_length: int, stride: int) -> None:
+        """Windows hold question + context; the context part must exceed the stride."""
+        lengths = [len(ids) for ids in self.tokenizer(list(ds["question"]))["input_ids"]]
+        row = max(range(len(lengths)), key=lengths.__getitem__)
+        room = max_length - lengths[row] - 2  # the separator tokens of a pair
+        if room <= stride:
+            raise DataError(
+                f"{split} row {row + 1}: the question takes {lengths[row]} tokens, leaving "
+                f"{room} of data.max_length={max_length} for the context, not more than "
+                f"head.doc_stride={stride}. Raise data.max_length or lower head.doc_stride.")
 
     def eval_step(self, model, batch, accelerator):
         index = batch.pop("feature_index")

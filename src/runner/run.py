@@ -55,6 +55,6 @@ def run(cfg: DictConfig) -> float | None:
         model_dir = experiment.save_final_model(cfg, trainer, tokenizer, output_dir)
         name, _ = objective(cfg)
         value = result.metrics.get(name)
-        tracker.finish(result.metrics, name, value, model_dir)
+        tracker.finish(result.metrics, name, value, model_dir, log_model=cfg.logger.log_model)
     experiment.print_summary(result.metrics, name, model_dir)
     return value

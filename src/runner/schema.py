@@ -69,7 +69,7 @@ class HeadConfig:
     label_names: list[str] | None = None  # optional names, index = label id
     regression: bool = False  # seqcls with float labels and MSE loss
     # qa
-    doc_stride: int = 128
+    doc_stride: int = 32  # tokens shared by neighbouring windows (< data.max_length)
     max_answer_length: int = 30
     n_best: int = 20
     # seq2seq

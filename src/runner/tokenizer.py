@@ -88,7 +88,7 @@ def _byte_bpe(vocab_size: int, min_frequency: int, texts, family: str) -> PreTra
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     if family == "roberta":
         tok.post_processor = processors.RobertaProcessing(
-            sep=("</s>", tok.token_to_id("</s>")), cls=("<s>", tok.token_to_id("<s>")),
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")),
             trim_offsets=True, add_prefix_space=True)
         return PreTrainedTokenizerFast(
             tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",

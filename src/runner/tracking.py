@@ -1,25 +1,303 @@
-"""Experiment tracking. logger=none records nothing; logger=mlflow is added in tracking issue."""
+"""MLflow tracking: one run per experiment, honest statuses, nothing silently truncated.
+
+The run is managed with MlflowClient (not the fluent mlflow.start_run), so no global
+"active run" and no MLFLOW_RUN_ID in the environment can hijack it. Only the main process
+of a multi-process launch logs. Tags and metric names here are what `runner.compare`
+and the sweep parent read:
+
+  tags     runner.family / head / freeze / init, runner.command, runner.git_commit,
+           runner.host, runner.pid, runner.objective, runner.objective_mode,
+           runner.swept.<key> (sweep children), runner.error (failed runs)
+  metrics  params/total|trainable|frozen|trainable_fraction, train/*, eval/*, objective
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from runner.checkpoints import read_run_file, write_run_file
+from runner.errors import Interrupted
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+ORPHAN_CHECK_EXPERIMENTS_LIMIT = 500
 
 
 class NullTracker:
+    """logger=none, and every process but the main one."""
+
+    run_id: str | None = None
+
     def log_plan(self, model, plan) -> None:
         pass
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         pass
 
-    def finish(self, metrics, objective_name, objective_value, model_dir) -> None:
+    def finish(self, metrics, objective_name, objective_value, model_dir,
+               log_model: bool = False) -> None:
         pass
 
 
+# ------------------------------------------------------------------------------- store
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """logger.tracking_uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db where you ran."""
+    uri = cfg.logger.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(launch_dir() / 'mlflow.db').resolve()}"
+
+
+def launch_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.cwd)
+    return Path.cwd()
+
+
+def client_for(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client, name: str) -> str:
+    """The experiment's id, created if needed (safe when several jobs race to create it)."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_orphaned_runs(client, exp_id: str) -> list[str]:
+    """Runs left RUNNING by a process of this host that is gone (SIGKILL, power loss)."""
+    host = socket.gethostname()
+    orphans = []
+    runs = client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'",
+                              max_results=ORPHAN_CHECK_EXPERIMENTS_LIMIT)
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("runner.host") != host or not tags.get("runner.pid", "").isdigit():
+            continue
+        if _pid_alive(int(tags["runner.pid"])):
+            continue
+        client.set_tag(run.info.run_id, "runner.killed_reason",
+                       f"process {tags['runner.pid']} on {host} ended without closing the run")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        orphans.append(run.info.run_id)
+    if orphans:
+        log.warning("marked %d run(s) KILLED whose process is gone: %s", len(orphans),
+                    ", ".join(orphans))
+    return orphans
+
+
+# ------------------------------------------------------------------------------ params
+
+
+def flat_params(cfg: DictConfig) -> dict[str, str]:
+    from runner.experiment import flatten
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+            for k, v in flatten(resolved).items()}
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+# ----------------------------------------------------------------------------- tracker
+
+
+class MlflowTracker:
+    def __init__(self, client, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, str]) -> None:
+        """Log params not yet on the run; a value over MLflow's limit goes whole to an
+        artifact, and the param says where."""
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        batch = []
+        for key, value in params.items():
+            if len(value) > MAX_PARAM_LENGTH:
+                artifact = f"params/{key}.txt"
+                self._log_text(value, artifact)
+                value = f"(too long for a param: {len(value)} characters; see artifact {artifact})"
+            if key in existing:
+                continue  # resumed run: the same hyperparameters are already recorded
+            batch.append(Param(key, value))
+        for start in range(0, len(batch), 100):
+            self.client.log_batch(self.run_id, params=batch[start:start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_plan(self, model, plan) -> None:
+        from runner.inspect import module_table
+
+        self.log_metrics({"params/total": plan.total, "params/trainable": plan.trainable,
+                          "params/frozen": plan.frozen,
+                          "params/trainable_fraction": plan.trainable_fraction}, step=0)
+        rows = module_table(model, plan, depth=99)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["name", "class", "total", "trainable",
+                                                     "frozen"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        self._log_text(buffer.getvalue(), "freeze/plan.csv")
+        decisions = "\n".join(f"{d.param.name}\t{d.param.numel}\t"
+                              f"{'trainable' if d.trainable else 'frozen'}\t{d.rule}"
+                              for d in plan.decisions)
+        self._log_text("name\tnumel\tstate\trule\n" + decisions + "\n", "freeze/parameters.tsv")
+        if plan.notes:
+            self._log_text("\n".join(plan.notes) + "\n", "freeze/notes.txt")
+
+    def finish(self, metrics: dict[str, float], objective_name: str,
+               objective_value: float | None, model_dir: Path | None,
+               log_model: bool = False) -> None:
+        if objective_value is not None:
+            self.log_metrics({"objective": objective_value}, step=0)
+        if log_model and model_dir is not None:
+            self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
+
+    def _log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+
+def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
+    tags = {
+        "runner.family": cfg.model.family,
+        "runner.head": cfg.head.task,
+        "runner.freeze": cfg.freeze.strategy,
+        "runner.init": cfg.model.init,
+        "runner.model": where.choices.get("model", cfg.model.family),
+        "runner.command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "runner.host": socket.gethostname(),
+        "runner.pid": str(os.getpid()),
+        "runner.objective": objective[0],
+        "runner.objective_mode": objective[1],
+        "runner.output_dir": str(where.output_dir),
+    }
+    commit = git_commit()
+    if commit:
+        tags["runner.git_commit"] = commit
+    return tags
+
+
+def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed: bool,
+                       tags: dict[str, str]) -> str:
+    """The run id: the resumed run's own, or a new run (a child when in a sweep)."""
+    previous = read_run_file(output_dir).get("mlflow_run_id") if resumed else None
+    if previous:
+        client.update_run(previous, status="RUNNING")
+        for key in ("runner.pid", "runner.host"):
+            client.set_tag(previous, key, tags[key])
+        client.set_tag(previous, "runner.resumed", "true")
+        log.info("resuming MLflow run %s", previous)
+        return previous
+    from runner.sweep import sweep_tags
+
+    tags = {**tags, **sweep_tags(where)}
+    exp_id = experiment_id(client, cfg.logger.experiment)
+    mark_orphaned_runs(client, exp_id)
+    run = client.create_run(exp_id, run_name=cfg.logger.get("run_name") or where.name, tags=tags)
+    return run.info.run_id
+
+
+def _raise_interrupt(signum, frame):
+    raise Interrupted(f"stopped by {signal.Signals(signum).name} before training started")
+
+
 @contextmanager
-def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[NullTracker]:
-    yield NullTracker()
+def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[Any]:
+    """Open (or reattach) the run; on exit set FINISHED, FAILED or KILLED truthfully."""
+    from accelerate import PartialState
+
+    if cfg.logger.name == "none" or not PartialState().is_main_process:
+        yield NullTracker()
+        return
+    from runner.schema import objective
+
+    uri = tracking_uri(cfg)
+    client = client_for(uri)
+    run_id = _start_or_reattach(client, cfg, where, output_dir, resumed,
+                                _tags(cfg, where, objective(cfg)))
+    write_run_file(output_dir, mlflow_run_id=run_id, tracking_uri=uri)
+    tracker = MlflowTracker(client, run_id)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        tracker.log_params(flat_params(cfg))
+        if not resumed:
+            overrides = "\n".join(where.overrides) + ("\n" if where.overrides else "")
+            tracker._log_text(overrides, "config/overrides.txt")
+            tracker._log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
+        yield tracker
+    except BaseException as err:
+        killed = isinstance(err, (KeyboardInterrupt, Interrupted))
+        _record_failure(client, run_id, err, killed)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    client.set_terminated(run_id, status="FINISHED")
+    log.info("MLflow run %s FINISHED (%s)", run_id, uri)
+
+
+def _record_failure(client, run_id: str, err: BaseException, killed: bool) -> None:
+    status = "KILLED" if killed else "FAILED"
+    try:
+        client.set_tag(run_id, "runner.error", f"{type(err).__name__}: {err}"[:5000])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "traceback.txt"
+            path.write_text("".join(traceback.format_exception(err)))
+            client.log_artifact(run_id, str(path), artifact_path="error")
+    finally:
+        client.set_terminated(run_id, status=status)
+    log.error("MLflow run %s marked %s: %s", run_id, status, err)

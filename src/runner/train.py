@@ -26,7 +26,7 @@ from transformers import get_scheduler
 
 from runner.batching import TrainBatches, eval_batches
 from runner.checkpoints import Checkpointer
-from runner.errors import RunnerError
+from runner.errors import Interrupted, RunnerError
 from runner.heads import EvalState, Features, Task
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,6 @@ logging.getLogger("accelerate").setLevel(logging.WARNING)
 
 class TrainingError(RunnerError):
     """Training cannot go on (a non-finite loss, ...)."""
-
-
-class Interrupted(RunnerError):
-    """SIGINT / SIGTERM arrived; a checkpoint was saved before stopping."""
-
-    exit_code = 130
 
 
 @dataclass

@@ -1,0 +1,200 @@
+"""Sweeps (`python -m runner -m ...`): one MLflow parent run, every job a nested child.
+
+The Hydra callback opens the parent before any job starts (which also creates and migrates
+the tracking store once, so parallel jobs do not race to do it) and writes sweep.json in
+the sweep directory; each job reads it to tag its run as a child with its swept values.
+A failing job is recorded and the others go on; at the end the parent gets the job count,
+the failures and the best child, and the sweep exits non-zero listing every failed job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "sweep.json"
+JOBS_DIR = "jobs"
+
+
+def _parse(overrides: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """Keys the sweep varies: sweep syntax on the command line, or a sweeper's search space."""
+    keys = [o.key_or_group for o in _parse(list(config.hydra.overrides.task))
+            if o.is_sweep_override()]
+    params = config.hydra.sweeper.get("params") or {}
+    keys += [k for k in params if k not in keys]
+    return keys
+
+
+def read_sweep_file(sweep_dir: Path | None) -> dict[str, Any]:
+    if sweep_dir is None:
+        return {}
+    path = Path(sweep_dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def sweep_tags(where) -> dict[str, str]:
+    """Tags that make a job's run a child of its sweep's parent run."""
+    info = read_sweep_file(where.sweep_dir)
+    if not info:
+        return {}
+    tags = {"runner.sweep_dir": str(where.sweep_dir)}
+    if info.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = info["parent_run_id"]
+    values = {o.key_or_group: o.value() for o in _parse(where.overrides)}
+    for key in info.get("swept", []):
+        if key in values:
+            tags[f"runner.swept.{key}"] = str(values[key])
+    return tags
+
+
+# --------------------------------------------------------------------------- the jobs
+
+
+def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> float:
+    """Run one job of a sweep; a failure is recorded, not raised, so the others go on."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    record = {"num": hc.job.num, "overrides": list(hc.overrides.task),
+              "output_dir": hc.runtime.output_dir}
+    try:
+        value = task(cfg)
+    except Exception as err:  # noqa: BLE001  (any failure of one job)
+        log.error("job %d (%s) failed:\n%s", hc.job.num, " ".join(record["overrides"]),
+                  "".join(traceback.format_exception(err)))
+        _write_job(hc.sweep.dir, {**record, "status": "FAILED",
+                                  "error": f"{type(err).__name__}: {err}"})
+        return math.nan  # sweepers (Optuna) count a NaN objective as a failed trial
+    _write_job(hc.sweep.dir, {**record, "status": "FINISHED", "objective": value})
+    return value
+
+
+def _write_job(sweep_dir: str, record: dict[str, Any]) -> None:
+    jobs = Path(sweep_dir) / JOBS_DIR
+    jobs.mkdir(parents=True, exist_ok=True)
+    target = jobs / f"{record['num']}.json"
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(target)
+
+
+def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    jobs = Path(sweep_dir) / JOBS_DIR
+    records = [json.loads(p.read_text()) for p in jobs.glob("*.json")] if jobs.is_dir() else []
+    return sorted(records, key=lambda r: r["num"])
+
+
+# ------------------------------------------------------------------------ the callback
+
+
+class SweepCallback(Callback):
+    """Registered in conf/config.yaml (hydra.callbacks.sweep)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        info: dict[str, Any] = {"swept": swept_keys(config),
+                                "overrides": list(config.hydra.overrides.task)}
+        if config.logger.name == "mlflow":
+            info.update(_open_parent(config, info))
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        info = read_sweep_file(sweep_dir)
+        jobs = read_jobs(sweep_dir)
+        failed = [j for j in jobs if j["status"] != "FINISHED"]
+        best = _best(config, jobs)
+        if info.get("parent_run_id"):
+            _close_parent(info, jobs, failed, best)
+        _print_summary(jobs, failed, best, info)
+        if failed:
+            sys.exit(1)
+
+
+def _objective(config: DictConfig) -> tuple[str, str]:
+    from runner.schema import objective
+
+    return objective(config)
+
+
+def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
+    from runner.tracking import client_for, experiment_id, tracking_uri
+
+    uri = tracking_uri(config)
+    client = client_for(uri)  # the first call creates and migrates a fresh store
+    exp_id = experiment_id(client, config.logger.experiment)
+    name, mode = _objective(config)
+    overrides = " ".join(info["overrides"])
+    parent = client.create_run(exp_id, run_name=f"sweep: {overrides}"[:250], tags={
+        "runner.sweep_parent": "true",
+        "runner.objective": name,
+        "runner.objective_mode": mode,
+        "runner.swept": ",".join(info["swept"]),
+        "runner.command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "runner.sweep_dir": str(Path(config.hydra.sweep.dir).resolve()),
+    })
+    client.log_param(parent.info.run_id, "sweep.overrides", overrides[:6000])
+    log.info("sweep parent run %s in %s", parent.info.run_id, uri)
+    return {"parent_run_id": parent.info.run_id, "tracking_uri": uri}
+
+
+def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    scored = [j for j in jobs if j["status"] == "FINISHED" and j.get("objective") is not None
+              and not math.isnan(j["objective"])]
+    if not scored:
+        return None
+    _, mode = _objective(config)
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda j: j["objective"])
+
+
+def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | None) -> None:
+    from runner.checkpoints import read_run_file
+    from runner.tracking import client_for
+
+    client = client_for(info["tracking_uri"])
+    parent = info["parent_run_id"]
+    client.log_metric(parent, "sweep/jobs", len(jobs))
+    client.log_metric(parent, "sweep/failed", len(failed))
+    if failed:
+        client.set_tag(parent, "runner.failed_jobs",
+                       "; ".join(f"#{j['num']} {' '.join(j['overrides'])}" for j in failed)[:5000])
+    if best is not None:
+        client.log_metric(parent, "best/objective", best["objective"])
+        client.set_tag(parent, "runner.best_job", " ".join(best["overrides"]))
+        child = read_run_file(Path(best["output_dir"])).get("mlflow_run_id")
+        if child:
+            client.set_tag(parent, "runner.best_child_run_id", child)
+    client.set_terminated(parent, status="FAILED" if failed else "FINISHED")
+
+
+def _print_summary(jobs: list, failed: list, best: dict | None, info: dict[str, Any]) -> None:
+    lines = [f"sweep: {len(jobs)} jobs, {len(failed)} failed"]
+    if best is not None:
+        lines.append(f"best: job #{best['num']} ({' '.join(best['overrides'])}) "
+                     f"objective={best['objective']:.4f}")
+    for job in failed:
+        lines.append(f"FAILED job #{job['num']} ({' '.join(job['overrides'])}): {job['error']}")
+    if info.get("parent_run_id"):
+        lines.append(f"MLflow parent run {info['parent_run_id']}; compare with "
+                     "`python -m runner.compare --sweep latest`")
+    print("\n".join(lines), file=sys.stderr if failed else sys.stdout)
