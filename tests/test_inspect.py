@@ -81,7 +81,7 @@ def test_every_strategy_counts_agree_with_the_trainable_names(model, head):
         assert p["total"] == sum(sizes.values()), strategy  # a tied tensor counts once
         assert p["trainable"] == sum(sizes[n] for n in names), strategy
         assert p["trainable"] + p["frozen"] == p["total"]
-        assert 0 < p["trainable"] and (p["trainable"] == p["total"]) == (strategy == "none")
+        assert p["trainable"] > 0 and (p["trainable"] == p["total"]) == (strategy == "none")
         top = [m for m in doc["modules"] if m["name"] != "(model)" and "." not in m["name"]]
         assert sum(m["trainable"] for m in top) == p["trainable"], strategy
 

@@ -111,7 +111,7 @@ def _read_json_lines(path: Path) -> list[dict]:
 
 
 def _flatten_squad(document: dict, path: Path) -> list[dict]:
-    """SQuAD-style {"data": [{"paragraphs": [{"context", "qas": [...]}]}]} -> one row per question."""
+    """SQuAD-style {"data": [{"paragraphs": [{"context", "qas": [...]}]}]}: a row per question."""
     rows = []
     for article in document["data"]:
         for paragraph in article.get("paragraphs", []):

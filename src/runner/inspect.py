@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         epilog="example: python -m runner.inspect model=bert model.init=scratch head=seqcls "
         "head.num_labels=3 freeze=head_only inspect.output=json",
     )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=gpt2 freeze=bitfit")
+    parser.add_argument("overrides", nargs="*",
+                        help="Hydra overrides, e.g. model=gpt2 freeze=bitfit")
     args = parser.parse_args(argv)
     with report_errors():
         from runner.config import compose

@@ -7,6 +7,7 @@ config -> validate -> data -> tokenizer -> model -> freeze plan -> features -> t
 from __future__ import annotations
 
 import logging
+
 from omegaconf import DictConfig
 
 from runner.schema import fill_defaults, objective, validate
@@ -23,8 +24,7 @@ def run(cfg: DictConfig) -> float | None:
     from runner.data import load_data
     from runner.freeze import apply_plan, plan_for_model
     from runner.heads import task_for
-    from runner.models import (build_config, build_model, family_of, head_spec,
-                               seed_everything)
+    from runner.models import build_config, build_model, family_of, head_spec, seed_everything
     from runner.tokenizer import config_values, load_tokenizer
     from runner.train import Trainer
 

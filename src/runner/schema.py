@@ -289,24 +289,24 @@ def _check_overrides(cfg: DictConfig, problems: list[Problem]) -> None:
     # Users may use the BERT names on any family (transformers maps them), so accept both.
     hidden = arch.get(family.hidden_key, arch.get("hidden_size"))
     heads = arch.get(family.heads_key, arch.get("num_attention_heads"))
-    if isinstance(hidden, int) and isinstance(heads, int) and hidden > 0 and heads > 0:
-        if hidden % heads:
-            divisors = [d for d in range(1, min(hidden, 64) + 1) if hidden % d == 0]
-            key = next(
-                (k for k in (family.heads_key, "num_attention_heads") if k in overrides),
-                next((k for k in (family.hidden_key, "hidden_size") if k in overrides),
-                     family.heads_key),
+    sizes_known = isinstance(hidden, int) and isinstance(heads, int) and hidden > 0 and heads > 0
+    if sizes_known and hidden % heads:
+        divisors = [d for d in range(1, min(hidden, 64) + 1) if hidden % d == 0]
+        key = next(
+            (k for k in (family.heads_key, "num_attention_heads") if k in overrides),
+            next((k for k in (family.hidden_key, "hidden_size") if k in overrides),
+                 family.heads_key),
+        )
+        problems.append(
+            Problem(
+                f"{prefix}.{key}",
+                f"the hidden size {hidden} is not divisible by the number of attention "
+                f"heads {heads}",
+                f"use a head count that divides {hidden} "
+                f"(e.g. {', '.join(map(str, divisors[-6:]))}), or change the hidden size "
+                "with it (model.init=scratch)",
             )
-            problems.append(
-                Problem(
-                    f"{prefix}.{key}",
-                    f"the hidden size {hidden} is not divisible by the number of attention "
-                    f"heads {heads}",
-                    f"use a head count that divides {hidden} "
-                    f"(e.g. {', '.join(map(str, divisors[-6:]))}), or change the hidden size "
-                    "with it (model.init=scratch)",
-                )
-            )
+        )
 
 
 def _check_freeze(cfg: DictConfig, problems: list[Problem]) -> None:
