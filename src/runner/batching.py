@@ -16,7 +16,11 @@ CHUNK_BATCHES = 50  # a sorting chunk holds this many batches
 
 
 class TrainBatches:
-    """A batch sampler: yields lists of row indices; call set_epoch before each epoch."""
+    """A batch sampler: yields lists of row indices; call use_epoch before each epoch.
+
+    (Deliberately not named set_epoch: accelerate calls set_epoch with its own iteration
+    counter, which restarts at 0 in a resumed process and would replay epoch 0's order.)
+    """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int,
                  group_by_length: bool = True):
@@ -26,7 +30,7 @@ class TrainBatches:
         self.group_by_length = group_by_length
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def batches(self) -> list[list[int]]:

@@ -20,7 +20,7 @@ def run(cfg: DictConfig) -> float | None:
     fill_defaults(cfg)
 
     from runner import experiment, tracking
-    from runner.checkpoints import recorded_status, resolve_resume
+    from runner.checkpoints import recorded_status, resolve_resume, write_run_file
     from runner.data import load_data
     from runner.freeze import apply_plan, plan_for_model
     from runner.heads import task_for
@@ -56,5 +56,6 @@ def run(cfg: DictConfig) -> float | None:
         name, _ = objective(cfg)
         value = result.metrics.get(name)
         tracker.finish(result.metrics, name, value, model_dir, log_model=cfg.logger.log_model)
+        write_run_file(output_dir, metrics=result.metrics, objective={name: value})
     experiment.print_summary(result.metrics, name, model_dir)
     return value

@@ -248,7 +248,7 @@ class Trainer:
         window_loss, window_steps, window_samples, window_start = 0.0, 0, 0, time.perf_counter()
         with stop_on_signals() as signals:
             while p.epoch < self.max_epochs and p.step < self.total_steps and not stopped_early:
-                self.train_sampler.set_epoch(p.epoch)
+                self.train_sampler.use_epoch(p.epoch)
                 loader = (acc.skip_first_batches(self.train_loader, p.batch_in_epoch)
                           if p.batch_in_epoch else self.train_loader)
                 for batch in loader:

@@ -1,0 +1,216 @@
+"""Training end to end: every family x head learns, metrics are sane, resume is exact,
+frozen weights stay bit-identical, and the saved model loads with transformers."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from conftest import REPO, compose, fast, mlflow_runs
+from runner.families import FAMILIES
+from runner.run import run
+
+PAIRS = [(f, h) for f, spec in FAMILIES.items() for h in spec.heads]
+
+
+def train(tmp_path: Path, overrides: list[str], name: str = "run") -> tuple[float, dict]:
+    """Run in this process like `python -m runner`, tracked in a sqlite store in tmp_path."""
+    out = tmp_path / name
+    cfg = compose([*overrides, f"trainer.output_dir={out}",
+                   f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+    value = run(cfg)
+    return value, json.loads((out / "run.json").read_text())
+
+
+@pytest.mark.parametrize("family,head", PAIRS)
+def test_every_pair_trains_and_its_loss_goes_down(tmp_path, family, head):
+    extra = ["data.max_length=96"] if head == "qa" else []
+    value, info = train(tmp_path, fast(head, family, "freeze=none", "trainer.lr=1e-3",
+                                       "trainer.max_epochs=3", *extra))
+    assert info["status"] == "FINISHED"
+    client, (record,) = mlflow_runs(tmp_path / "mlflow.db")
+    losses = [m.value for m in client.get_metric_history(record.info.run_id, "train/loss")]
+    assert len(losses) >= 6
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
+    metrics = info["metrics"]
+    assert value == metrics[record.data.tags["runner.objective"]]
+    if head == "seqcls":
+        assert 0 <= metrics["eval/accuracy"] <= 1 and 0 <= metrics["eval/f1_macro"] <= 1
+    elif head == "tokencls":
+        assert all(0 <= metrics[f"eval/{k}"] <= 1 for k in ("precision", "recall", "f1"))
+    elif head == "qa":
+        assert 0 <= metrics["eval/exact_match"] <= metrics["eval/f1"] <= 100
+    elif head == "seq2seq":
+        assert 0 <= metrics["eval/bleu"] <= 100 and metrics["eval/loss"] > 0
+    else:
+        assert math.isclose(metrics["eval/perplexity"], math.exp(metrics["eval/loss"]),
+                            rel_tol=1e-6)
+
+
+def test_same_seed_repeats_exactly_on_cpu(tmp_path):
+    overrides = fast("seqcls", "bert", "freeze=none", "trainer.max_epochs=1")
+    _, a = train(tmp_path, overrides, "a")
+    _, b = train(tmp_path, overrides, "b")
+    assert a["metrics"]["eval/loss"] == b["metrics"]["eval/loss"]
+
+
+def test_frozen_weights_stay_bit_identical_and_pipeline_loads(tmp_path):
+    from transformers import pipeline
+
+    cfg_path = compose(["model=minilm"]).model.checkpoint
+    train(tmp_path, ["model=minilm", "freeze=head_only", "data.max_train_samples=64",
+                     "data.max_eval_samples=16", "trainer.max_epochs=2",
+                     "trainer.frozen_eval_mode=false"])
+    saved = tmp_path / "run" / "model"
+    with safe_open(f"{cfg_path}/model.safetensors", "pt") as before, \
+         safe_open(str(saved / "model.safetensors"), "pt") as after:
+        for key in before.keys():  # noqa: SIM118 (safe_open is not iterable)
+            if key == "embeddings.position_ids":
+                continue
+            assert torch.equal(before.get_tensor(key), after.get_tensor(f"bert.{key}")), key
+        assert not torch.equal(after.get_tensor("classifier.weight"),
+                               torch.zeros_like(after.get_tensor("classifier.weight")))
+    classify = pipeline("text-classification", model=str(saved))
+    (result,) = classify("a wonderful, moving film")
+    assert result["label"] in ("negative", "positive")
+
+
+def test_token_classifier_and_generator_load_with_pipeline(tmp_path):
+    from transformers import pipeline
+
+    train(tmp_path, fast("tokencls", "distilbert"), "ner")
+    tagger = pipeline("token-classification", model=str(tmp_path / "ner" / "model"))
+    assert isinstance(tagger("Anna Berg works in Oslo"), list)
+    train(tmp_path, fast("causal_lm", "gpt2"), "lm")
+    generate = pipeline("text-generation", model=str(tmp_path / "lm" / "model"))
+    out = generate("Once upon a time", max_new_tokens=5, do_sample=False)
+    assert out[0]["generated_text"].startswith("Once upon a time")
+
+
+def test_seq2seq_and_qa_outputs_reload_and_run(tmp_path):
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    train(tmp_path, fast("seq2seq", "t5"), "mt")
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "mt" / "model")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "mt" / "model")
+    ids = model.generate(**tok(["the red cat sleeps"], return_tensors="pt"), max_new_tokens=5)
+    assert ids.shape[0] == 1
+    train(tmp_path, fast("qa", "bert", "data.max_length=96"), "qa")
+    model = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "qa" / "model")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "qa" / "model")
+    out = model(**tok("Who?", "Anna built it.", return_tensors="pt"))
+    assert out.start_logits.shape == out.end_logits.shape
+
+
+def test_local_headerless_tsv_with_string_labels_sets_id2label(tmp_path):
+    rows = ["a joy to watch\tgood", "a waste of time\tbad", "simply superb\tgood",
+            "dull and slow\tbad"] * 8
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "val.tsv").write_text("\n".join(rows[:8]) + "\n")
+    train(tmp_path, [*fast("seqcls"), "data=local", f"data.train_file={tmp_path / 'train.tsv'}",
+                     f"data.validation_file={tmp_path / 'val.tsv'}", "data.header=false"])
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["id2label"] == {"0": "bad", "1": "good"}
+
+
+def test_nan_loss_stops_training_and_says_where(tmp_path):
+    from runner.train import TrainingError
+
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf) at step \d+ \(epoch 1\)"):
+        train(tmp_path, fast("seqcls", "bert", "freeze=none", "trainer.lr=1e30",
+                             "trainer.max_grad_norm=0", "trainer.max_epochs=3"))
+
+
+# ------------------------------------------------------------------ interruption & resume
+
+SLOW_STEPS = ["+model.config_overrides.hidden_size=128", "data.max_train_samples=160",
+              "trainer.batch_size=16", "trainer.max_epochs=3", "trainer.save_every=2",
+              "freeze=none", "logger=none"]
+
+
+def resume_overrides() -> list[str]:
+    base = [o for o in fast("seqcls") if "hidden_size" not in o and "max_train" not in o
+            and "batch_size=8" not in o and "max_epochs" not in o]
+    return [*base, *SLOW_STEPS]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path):
+    overrides = resume_overrides()
+    args = [sys.executable, "-m", "runner", *overrides]
+    straight = subprocess.run([*args, f"trainer.output_dir={tmp_path / 'straight'}"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    expected = json.loads((tmp_path / "straight" / "run.json").read_text())["metrics"]
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([*args, f"trainer.output_dir={out}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill in the second epoch (10 steps each), so the resumed run must rebuild that
+    # epoch's batch order and skip into it.
+    wait_for(lambda: (out / "checkpoints" / "step-00000012" / "progress.json").is_file(), 300,
+             "the step-12 checkpoint")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    steps = sorted(int(p.parent.name[5:]) for p in out.glob("checkpoints/step-*/progress.json"))
+    assert 12 <= steps[-1] < 30, steps  # 160 rows / 16 * 3 epochs = 30 steps in all
+    assert json.loads((out / "run.json").read_text())["status"] == "RUNNING"
+
+    resumed = subprocess.run([*args, f"trainer.output_dir={out}", "trainer.resume=auto"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {out}" in resumed.stdout + resumed.stderr
+    got = json.loads((out / "run.json").read_text())
+    assert got["status"] == "FINISHED"
+    for key in ("eval/loss", "eval/accuracy", "eval/f1_macro"):
+        assert math.isclose(got["metrics"][key], expected[key], rel_tol=1e-6, abs_tol=1e-7), key
+
+
+def test_crash_mid_save_leaves_an_ignored_staging_folder(tmp_path):
+    """A staging folder (what a crash during save leaves) is never resumed from."""
+    out = tmp_path / "run"
+    train(tmp_path, [*fast("seqcls"), "trainer.max_epochs=1", "logger=none"])
+    (step,) = sorted(out.glob("checkpoints/step-*"))
+    broken = out / "checkpoints" / ".staging-00000099"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"half a file")
+    (out / "run.json").write_text(json.dumps({**json.loads((out / "run.json").read_text()),
+                                              "status": "RUNNING"}))
+    result = subprocess.run([sys.executable, "-m", "runner", *fast("seqcls"),
+                             "trainer.max_epochs=1", "logger=none", f"trainer.output_dir={out}",
+                             "trainer.resume=auto"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed from {step}" in result.stdout + result.stderr
+    assert not broken.exists()
+
+
+def test_resume_refuses_changed_hyperparameters(tmp_path):
+    out = tmp_path / "run"
+    train(tmp_path, [*fast("seqcls"), "trainer.max_epochs=1", "logger=none"])
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "RUNNING"}))
+    result = subprocess.run([sys.executable, "-m", "runner", *fast("seqcls"),
+                             "trainer.max_epochs=1", "trainer.lr=0.5", "logger=none",
+                             f"trainer.output_dir={out}", "trainer.resume=auto"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "refusing to resume" in result.stderr and "trainer.lr" in result.stderr
