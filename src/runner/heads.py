@@ -8,6 +8,7 @@ batch to its longest row.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -25,8 +26,9 @@ from transformers import (
     default_data_collator,
 )
 
-from runner import metrics, qa
+from runner import cache, metrics, qa
 from runner.errors import DataError
+from runner.features import INDEX
 from runner.models import Labels
 
 IGNORE = -100  # label id the losses skip
@@ -77,11 +79,29 @@ class Task:
 
     # --- features
     def features(self, raw) -> Features:
-        return Features(
-            train=_check_not_empty(self.encode(raw.train, train=True), "train", self.hint),
-            validation=_check_not_empty(self.encode(raw.validation, train=False),
-                                        "validation", self.hint),
-        )
+        """Tokenized splits (from the on-disk cache when the same inputs were tokenized
+        before); each row carries its index (INDEX) for feature caches and QA."""
+        key = cache.features_key(self.cfg, raw, self.tokenizer, code=[sys.modules[__name__], qa])
+        parts = cache.load_or_build(key, lambda: self._tokenize(raw))
+        return Features(train=parts["train"], validation=parts["validation"],
+                        eval_meta=parts.get("eval_meta"), eval_examples=self.eval_examples(raw))
+
+    def _tokenize(self, raw) -> dict[str, Any]:
+        built = self.build_features(raw)
+        parts: dict[str, Any] = {}
+        for split in ("train", "validation"):
+            ds = _check_not_empty(getattr(built, split), split, self.hint)
+            parts[split] = ds.add_column(INDEX, list(range(len(ds))))
+        if built.eval_meta is not None:
+            parts["eval_meta"] = built.eval_meta
+        return parts
+
+    def eval_examples(self, raw) -> list[dict] | None:
+        return None
+
+    def build_features(self, raw) -> Features:
+        return Features(train=self.encode(raw.train, train=True),
+                        validation=self.encode(raw.validation, train=False))
 
     hint = "Check that the rows have text in them."
 
@@ -92,8 +112,9 @@ class Task:
         return DataCollatorWithPadding(self.tokenizer)
 
     # --- evaluation
-    def eval_step(self, model, batch: dict[str, torch.Tensor], accelerator) -> dict[str, Any]:
-        """Run one batch; return tensors to gather across processes."""
+    def eval_step(self, model, batch: dict[str, torch.Tensor], rows: torch.Tensor,
+                  accelerator) -> dict[str, Any]:
+        """Run one batch (rows: the features' indices); return tensors to gather."""
         outputs = model(**batch)
         return {"loss": outputs.loss.detach().reshape(1).repeat(len(batch["input_ids"]))}
 
@@ -121,7 +142,7 @@ class SequenceClassification(Task):
 
         return _map(ds, tokenize, "tokenizing")
 
-    def eval_step(self, model, batch, accelerator):
+    def eval_step(self, model, batch, rows, accelerator):
         outputs = model(**batch)
         logits = outputs.logits
         preds = logits.squeeze(-1) if self.labels.regression else logits.argmax(-1)
@@ -166,7 +187,7 @@ class TokenClassification(Task):
     def collator(self, model):
         return DataCollatorForTokenClassification(self.tokenizer, label_pad_token_id=IGNORE)
 
-    def eval_step(self, model, batch, accelerator):
+    def eval_step(self, model, batch, rows, accelerator):
         outputs = model(**batch)
         preds = outputs.logits.argmax(-1)
         preds = accelerator.pad_across_processes(preds, dim=1, pad_index=IGNORE)
@@ -245,7 +266,7 @@ class SequenceToSequence(Task):
     def collator(self, model):
         return DataCollatorForSeq2Seq(self.tokenizer, model=model, label_pad_token_id=IGNORE)
 
-    def eval_step(self, model, batch, accelerator):
+    def eval_step(self, model, batch, rows, accelerator):
         outputs = model(**batch)
         generator = accelerator.unwrap_model(model)
         generated = generator.generate(
@@ -276,7 +297,7 @@ class QuestionAnswering(Task):
     has_loss_in_eval = False
     hint = "Check the questions and contexts, and data.max_length / head.doc_stride."
 
-    def features(self, raw):
+    def build_features(self, raw):
         max_length, stride = self.cfg.data.max_length, self.cfg.head.doc_stride
         if stride >= max_length:
             raise DataError(f"head.doc_stride={stride} must be smaller than data.max_length="
@@ -293,14 +314,12 @@ class QuestionAnswering(Task):
             load_from_cache_file=False)
         meta = [{"example_id": e, "offset_mapping": o}
                 for e, o in zip(val["example_id"], val["offset_mapping"], strict=True)]
-        val = val.remove_columns(["example_id", "offset_mapping"])
-        val = val.add_column("feature_index", list(range(len(val))))
-        return Features(
-            train=_check_not_empty(train, "train", self.hint),
-            validation=_check_not_empty(val, "validation", self.hint),
-            eval_examples=raw.validation.select_columns(["id", "context", "answers"]).to_list(),
-            eval_meta=meta,
-        )
+        return Features(train=train,
+                        validation=val.remove_columns(["example_id", "offset_mapping"]),
+                        eval_meta=meta)
+
+    def eval_examples(self, raw):
+        return raw.validation.select_columns(["id", "context", "answers"]).to_list()
 
     def _check_room_for_context(self, ds, split: str, max_length: int, stride: int) -> None:
         """Windows hold question + context; the context part must exceed the stride."""
@@ -313,14 +332,13 @@ class QuestionAnswering(Task):
                 f"{room} of data.max_length={max_length} for the context, not more than "
                 f"head.doc_stride={stride}. Raise data.max_length or lower head.doc_stride.")
 
-    def eval_step(self, model, batch, accelerator):
-        index = batch.pop("feature_index")
+    def eval_step(self, model, batch, rows, accelerator):
         outputs = model(**batch)
         start = accelerator.pad_across_processes(outputs.start_logits, dim=1,
                                                  pad_index=float("-inf"))
         end = accelerator.pad_across_processes(outputs.end_logits, dim=1,
                                                pad_index=float("-inf"))
-        return {"start": start, "end": end, "index": index}
+        return {"start": start, "end": end, "index": rows}
 
     def accumulate(self, state, gathered):
         state.extra.setdefault("index", []).extend(gathered["index"].tolist())

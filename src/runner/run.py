@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> float | None:
         task = task_for(cfg, tokenizer, raw.labels)
         features = task.features(raw)
         trainer = Trainer(cfg, model, task, features, output_dir, tracker.log_metrics,
-                          objective(cfg))
+                          objective(cfg), plan, head_spec(cfg).body)
         if resume_dir is not None:
             trainer.resume(resume_dir)
         result = trainer.fit()

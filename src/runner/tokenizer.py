@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from runner.cache import cache_root
 from runner.data import RawData
 from runner.errors import ModelError
 from runner.models import family_of, is_local
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 
 # Families whose models take token_type_ids (the others reject or misuse them).
 USES_TOKEN_TYPE_IDS = {"bert"}
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("RUNNER_CACHE_DIR", Path.home() / ".cache" / "runner"))
 
 
 def training_texts(raw: RawData, task: str) -> Iterator[str]:

@@ -24,9 +24,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from runner import features as feature_cache
 from runner.batching import TrainBatches, eval_batches
 from runner.checkpoints import Checkpointer
 from runner.errors import Interrupted, RunnerError
+from runner.features import INDEX
 from runner.heads import EvalState, Features, Task
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,8 @@ def _lengths(ds) -> list[int]:
 class Trainer:
     def __init__(self, cfg: DictConfig, model, task: Task, features: Features,
                  output_dir: Path, log_metrics: Callable[[dict[str, float], int], None],
-                 objective: tuple[str, str], accelerator: Accelerator | None = None):
+                 objective: tuple[str, str], plan, body_name: str,
+                 accelerator: Accelerator | None = None):
         t = cfg.trainer
         self.cfg, self.t, self.task, self.features = cfg, t, task, features
         self.log_metrics = log_metrics
@@ -138,6 +141,8 @@ class Trainer:
             cpu=t.cpu)
         acc = self.accelerator
         collate = task.collator(model)
+        self.body = model.get_submodule(body_name) if body_name else model
+        self.replay = self._feature_cache(model, plan, body_name, collate)
         self.train_sampler = TrainBatches(_lengths(features.train), t.batch_size, t.seed,
                                           t.group_by_length)
         train_loader = DataLoader(features.train, batch_sampler=self.train_sampler,
@@ -161,6 +166,43 @@ class Trainer:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.progress = Progress()
         self.saved_step = self.evaluated_step = -1
+
+    # --- frozen-body feature cache
+    def _feature_cache(self, model, plan, body_name: str, collate) -> feature_cache.Replay | None:
+        reason = feature_cache.why_not(self.cfg, plan, body_name)
+        kind = feature_cache.KINDS.get((self.cfg.model.family, self.cfg.head.task))
+        loaders = {}
+        if reason is None:
+            hidden = model.config.hidden_size
+            rows = longest = 0
+            for split in ("train", "validation"):
+                ds = getattr(self.features, split)
+                lengths = _lengths(ds)
+                loaders[split] = (DataLoader(ds, collate_fn=collate, batch_sampler=eval_batches(
+                    lengths, self.t.eval_batch_size)), len(ds), max(lengths))
+                rows, longest = rows + len(ds), max(longest, max(lengths))
+            size = feature_cache.estimate_megabytes(kind, rows, longest, hidden)
+            if size > self.t.cache_max_mb:
+                reason = (f"it would take {size:,.0f} MB, more than trainer.cache_max_mb="
+                          f"{self.t.cache_max_mb}")
+        if reason is not None:
+            log.info("frozen-body feature cache not used: %s", reason)
+            return None
+        start = time.perf_counter()
+        model.to(self.accelerator.device)
+        pad = self.task.tokenizer.pad_token_id
+        store = feature_cache.compute(self.body, kind, loaders, pad, self.accelerator)
+        log.info("frozen-body feature cache: computed %s features of %d rows once in %.1f s "
+                 "(%.1f MB); every epoch and evaluation reuse them", kind,
+                 sum(len(t) for t in store.splits.values()), time.perf_counter() - start,
+                 store.megabytes)
+        return feature_cache.Replay(store, pad, self.accelerator.device)
+
+    def _select(self, split: str, batch: dict) -> torch.Tensor:
+        rows = batch.pop(INDEX)
+        if self.replay is not None:
+            self.replay.select(split, rows)
+        return rows
 
     # --- state
     def resume(self, run_dir: Path) -> None:
@@ -189,8 +231,9 @@ class Trainer:
         state = EvalState()
         for batch in tqdm(self.eval_loader, desc="evaluating", leave=False,
                           disable=not acc.is_main_process):
-            with torch.no_grad():
-                out = self.task.eval_step(self.model, batch, acc)
+            rows = self._select("validation", batch)
+            with torch.no_grad(), feature_cache.replaying(self.body, self.replay):
+                out = self.task.eval_step(self.model, batch, rows, acc)
             self.task.accumulate(state, acc.gather_for_metrics(out))
         self.model.train()
         if self.t.frozen_eval_mode:
@@ -253,7 +296,9 @@ class Trainer:
                           if p.batch_in_epoch else self.train_loader)
                 for batch in loader:
                     self._seed_step(p.step * t.grad_accum + p.batch_in_epoch % t.grad_accum)
-                    with acc.accumulate(self.model):
+                    self._select("train", batch)
+                    with (acc.accumulate(self.model),
+                          feature_cache.replaying(self.body, self.replay)):
                         loss = self.model(**batch).loss
                         if not self._finite(loss):
                             self._non_finite(loss)

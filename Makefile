@@ -1,0 +1,23 @@
+# Set-up and the two everyday commands. `make run` and `make test` create .venv on first use.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+# The CPU build of torch (a plain `torch` requirement can pull a multi-GB CUDA build).
+# On a GPU machine: make run TORCH="torch --index-url https://download.pytorch.org/whl/cu128"
+TORCH ?= torch==2.13.0
+
+.PHONY: run test lint
+run: $(VENV)/.installed
+	$(PY) -m runner
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ".[dev,sweeps]"
+	touch $@

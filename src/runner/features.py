@@ -1,0 +1,164 @@
+"""Frozen-body feature caching: run a fully frozen body once per example, then train the
+head on its stored outputs every epoch and evaluate on them too.
+
+It is exact, and used only then: the body must be entirely frozen and in eval mode (no
+dropout), so its output for an example never changes. The task model's own forward still
+runs (head, pooling, loss); only the body's forward is replaced by a lookup, so nothing
+about the head is re-implemented. The model's modules and weights stay untouched, so
+checkpoints and the saved model are the same as without the cache.
+
+What is stored per example depends on what the head reads from the body:
+  pooled    BERT's pooler output (sequence classification)
+  first     the first token's state (RoBERTa / DistilBERT sequence classification)
+  last      the last real token's state (GPT-2 sequence classification)
+  sequence  every position, padded to the split's longest row so each position matches
+            what the body gives under any batch padding (token classification, QA)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+# (family, head) -> what the head reads from the body's output
+KINDS = {
+    ("bert", "seqcls"): "pooled",
+    ("roberta", "seqcls"): "first",
+    ("distilbert", "seqcls"): "first",
+    ("gpt2", "seqcls"): "last",
+    **{(family, head): "sequence" for family in ("bert", "roberta", "distilbert", "gpt2")
+       for head in ("tokencls", "qa")},
+}
+INDEX = "row_index"  # column naming each feature row, popped before the model sees a batch
+
+
+def why_not(cfg: DictConfig, plan, body_prefix: str) -> str | None:
+    """None if the cache is exact for this run, else the reason it is not used."""
+    if not cfg.trainer.cache_features:
+        return "trainer.cache_features=false"
+    if (cfg.model.family, cfg.head.task) not in KINDS:
+        return (f"not available for {cfg.model.family} x {cfg.head.task} (covered: "
+                "seqcls, tokencls and qa on BERT, RoBERTa, DistilBERT and GPT-2)")
+    if not cfg.trainer.frozen_eval_mode:
+        return "trainer.frozen_eval_mode=false: dropout in the frozen body changes its outputs"
+    trainable_body = [d.param.name for d in plan.decisions
+                      if d.trainable and d.param.name.startswith(body_prefix + ".")]
+    if trainable_body:
+        return (f"the body is not entirely frozen under freeze={plan.strategy} "
+                f"({len(trainable_body)} trainable body tensors, e.g. {trainable_body[0]})")
+    return None
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def _last_real_token(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """The position GPT-2's classifier reads: the last token that is not padding."""
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
+    return (positions * (input_ids != pad_token_id).int()).argmax(-1)
+
+
+def _pad_to(batch: dict, length: int, pad_token_id: int) -> dict:
+    missing = length - batch["input_ids"].shape[1]
+    if missing <= 0:
+        return batch
+    fill = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+    return {k: torch.nn.functional.pad(v, (0, missing), value=fill[k]) for k, v in batch.items()}
+
+
+@dataclass
+class FeatureStore:
+    kind: str
+    splits: dict[str, torch.Tensor]  # split -> [rows, hidden] or [rows, positions, hidden]
+    output_type: type
+
+    @property
+    def megabytes(self) -> float:
+        return sum(t.numel() * t.element_size() for t in self.splits.values()) / 2**20
+
+
+def estimate_megabytes(kind: str, rows: int, longest: int, hidden: int) -> float:
+    per_row = hidden * (longest if kind == "sequence" else 1)
+    return rows * per_row * 4 / 2**20
+
+
+@torch.no_grad()
+def compute(body, kind: str, loaders: dict, pad_token_id: int, accelerator) -> FeatureStore:
+    """Run the frozen body once over every split (batches from the evaluation collator)."""
+    body.eval()
+    splits, output_type = {}, None
+    for split, (loader, rows, longest) in loaders.items():
+        store = None
+        for batch in loader:
+            index = batch.pop(INDEX)
+            inputs = _model_inputs(batch)
+            if kind == "sequence":
+                inputs = _pad_to(inputs, longest, pad_token_id)
+            inputs = {k: v.to(accelerator.device) for k, v in inputs.items()}
+            with accelerator.autocast():
+                out = body(**inputs)
+            output_type = type(out)
+            if kind == "pooled":
+                values = out.pooler_output
+            elif kind == "first":
+                values = out.last_hidden_state[:, 0]
+            elif kind == "last":
+                last = _last_real_token(inputs["input_ids"], pad_token_id)
+                values = out.last_hidden_state[torch.arange(len(last)), last]
+            else:
+                values = out.last_hidden_state
+            values = values.float().cpu()
+            if store is None:
+                store = torch.zeros((rows, *values.shape[1:]), dtype=torch.float32)
+            store[index] = values
+        splits[split] = store
+    return FeatureStore(kind, splits, output_type)
+
+
+class Replay:
+    """Stands in for the body's forward: returns the stored outputs of the selected rows."""
+
+    def __init__(self, store: FeatureStore, pad_token_id: int, device: torch.device):
+        self.store, self.pad_token_id, self.device = store, pad_token_id, device
+        self.split, self.rows = "train", None
+
+    def select(self, split: str, rows: torch.Tensor) -> None:
+        self.split, self.rows = split, rows.cpu()
+
+    def __call__(self, input_ids=None, attention_mask=None, **ignored):
+        values = self.store.splits[self.split][self.rows].to(self.device)
+        kind, make = self.store.kind, self.store.output_type
+        if kind == "pooled":
+            dummy = values.new_zeros((values.shape[0], 1, values.shape[1]))
+            return make(last_hidden_state=dummy, pooler_output=values)
+        if kind == "first":
+            return make(last_hidden_state=values[:, None, :])
+        if kind == "last":
+            hidden = values.new_zeros((*input_ids.shape, values.shape[-1]))
+            last = _last_real_token(input_ids, self.pad_token_id)
+            hidden[torch.arange(len(last)), last] = values
+            return make(last_hidden_state=hidden)
+        return make(last_hidden_state=values[:, : input_ids.shape[1]])
+
+
+@contextmanager
+def replaying(body, replay: Replay | None) -> Iterator[None]:
+    """Route the body's forward to the replay for the duration (instance attribute, so the
+    module tree, its weights and its state_dict are untouched)."""
+    if replay is None:
+        yield
+        return
+    body.forward = replay
+    try:
+        yield
+    finally:
+        del body.forward
