@@ -5,6 +5,7 @@ the tracking store once, so parallel jobs do not race to do it) and writes sweep
 the sweep directory; each job reads it to tag its run as a child with its swept values.
 A failing job is recorded and the others go on; at the end the parent gets the job count,
 the failures and the best child, and the sweep exits non-zero listing every failed job.
+SIGINT / SIGTERM during a job stops the whole sweep: that job and the parent end KILLED.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,6 +23,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from runner.errors import Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,14 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
               "output_dir": hc.runtime.output_dir}
     try:
         value = task(cfg)
+    except (Interrupted, KeyboardInterrupt) as err:  # SIGINT / SIGTERM stop the whole sweep
+        _write_job(hc.sweep.dir, {**record, "status": "KILLED",
+                                  "error": f"{type(err).__name__}: {err}"})
+        end_sweep(Path(hc.sweep.dir), cfg, killed=True)
+        print("the sweep was interrupted: the jobs not started yet were not run",
+              file=sys.stderr)
+        # SystemExit passes through Hydra (which catches Exception), so no further job starts.
+        sys.exit(getattr(err, "exit_code", 130))
     except Exception as err:  # noqa: BLE001  (any failure of one job)
         log.error("job %d (%s) failed:\n%s", hc.job.num, " ".join(record["overrides"]),
                   "".join(traceback.format_exception(err)))
@@ -118,16 +130,22 @@ class SweepCallback(Callback):
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        info = read_sweep_file(sweep_dir)
-        jobs = read_jobs(sweep_dir)
-        failed = [j for j in jobs if j["status"] != "FINISHED"]
-        best = _best(config, jobs)
-        if info.get("parent_run_id"):
-            _close_parent(info, jobs, failed, best)
-        _print_summary(jobs, failed, best, info)
-        if failed:
+        if end_sweep(Path(config.hydra.sweep.dir), config):
             sys.exit(1)
+
+
+def end_sweep(sweep_dir: Path, config: DictConfig, killed: bool = False) -> list[dict]:
+    """Close the parent run (KILLED when the sweep was interrupted) and print the summary;
+    returns the failed jobs."""
+    info = read_sweep_file(sweep_dir)
+    jobs = read_jobs(sweep_dir)
+    failed = [j for j in jobs if j["status"] != "FINISHED"]
+    best = _best(config, jobs)
+    if info.get("parent_run_id"):
+        status = "KILLED" if killed else "FAILED" if failed else "FINISHED"
+        _close_parent(info, jobs, failed, best, status)
+    _print_summary(jobs, failed, best, info)
+    return failed
 
 
 def _objective(config: DictConfig) -> tuple[str, str]:
@@ -137,11 +155,11 @@ def _objective(config: DictConfig) -> tuple[str, str]:
 
 
 def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
-    from runner.tracking import client_for, experiment_id, tracking_uri
+    from runner.tracking import client_for, command_line, experiment_id, tracking_uri
 
     uri = tracking_uri(config)
     client = client_for(uri)  # the first call creates and migrates a fresh store
-    exp_id = experiment_id(client, config.logger.experiment)
+    exp_id = experiment_id(client, config.logger.experiment, uri)
     name, mode = _objective(config)
     overrides = " ".join(info["overrides"])
     parent = client.create_run(exp_id, run_name=f"sweep: {overrides}"[:250], tags={
@@ -149,8 +167,11 @@ def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
         "runner.objective": name,
         "runner.objective_mode": mode,
         "runner.swept": ",".join(info["swept"]),
-        "runner.command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "runner.command": command_line(),
         "runner.sweep_dir": str(Path(config.hydra.sweep.dir).resolve()),
+        # so that a sweep process killed outright gets its parent marked KILLED later
+        "runner.host": socket.gethostname(),
+        "runner.pid": str(os.getpid()),
     })
     client.log_param(parent.info.run_id, "sweep.overrides", overrides[:6000])
     log.info("sweep parent run %s in %s", parent.info.run_id, uri)
@@ -167,7 +188,8 @@ def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | No
     return pick(scored, key=lambda j: j["objective"])
 
 
-def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | None) -> None:
+def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | None,
+                  status: str) -> None:
     from runner.checkpoints import read_run_file
     from runner.tracking import client_for
 
@@ -184,7 +206,7 @@ def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | N
         child = read_run_file(Path(best["output_dir"])).get("mlflow_run_id")
         if child:
             client.set_tag(parent, "runner.best_child_run_id", child)
-    client.set_terminated(parent, status="FAILED" if failed else "FINISHED")
+    client.set_terminated(parent, status=status)
 
 
 def _print_summary(jobs: list, failed: list, best: dict | None, info: dict[str, Any]) -> None:
@@ -193,7 +215,8 @@ def _print_summary(jobs: list, failed: list, best: dict | None, info: dict[str, 
         lines.append(f"best: job #{best['num']} ({' '.join(best['overrides'])}) "
                      f"objective={best['objective']:.4f}")
     for job in failed:
-        lines.append(f"FAILED job #{job['num']} ({' '.join(job['overrides'])}): {job['error']}")
+        lines.append(f"{job['status']} job #{job['num']} ({' '.join(job['overrides'])}): "
+                     f"{job['error']}")
     if info.get("parent_run_id"):
         lines.append(f"MLflow parent run {info['parent_run_id']}; compare with "
                      "`python -m runner.compare --sweep latest`")

@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ from runner.errors import Interrupted
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+STALE_ON_RESUME = ("runner.error", "runner.killed_reason")  # about the interrupted attempt
 ORPHAN_CHECK_EXPERIMENTS_LIMIT = 500
 
 
@@ -82,7 +84,16 @@ def client_for(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def experiment_id(client, name: str) -> str:
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a sqlite store's file, so the store
+    is self-contained (MLflow's default is ./mlruns of whatever directory the first run
+    started from); other stores (a server) decide for themselves."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return str(Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns")
+
+
+def experiment_id(client, name: str, uri: str) -> str:
     """The experiment's id, created if needed (safe when several jobs race to create it)."""
     from mlflow.exceptions import MlflowException
 
@@ -90,7 +101,7 @@ def experiment_id(client, name: str) -> str:
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_root(uri))
     except MlflowException:
         return client.get_experiment_by_name(name).experiment_id
 
@@ -138,6 +149,13 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
             for k, v in flatten(resolved).items()}
 
 
+def command_line() -> str:
+    """The command as one would type it again (argv[0] of `python -m runner` is __main__.py)."""
+    program = Path(sys.argv[0])
+    start = f"python -m {program.parent.name}" if program.name == "__main__.py" else program.name
+    return " ".join([start, *map(shlex.quote, sys.argv[1:])])
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -183,9 +201,11 @@ class MlflowTracker:
     def log_plan(self, model, plan) -> None:
         from runner.inspect import module_table
 
-        self.log_metrics({"params/total": plan.total, "params/trainable": plan.trainable,
-                          "params/frozen": plan.frozen,
-                          "params/trainable_fraction": plan.trainable_fraction}, step=0)
+        counts = {"params/total": plan.total, "params/trainable": plan.trainable,
+                  "params/frozen": plan.frozen,
+                  "params/trainable_fraction": plan.trainable_fraction}
+        if not counts.keys() <= self.client.get_run(self.run_id).data.metrics.keys():
+            self.log_metrics(counts, step=0)  # a resumed run has them already (same config)
         rows = module_table(model, plan, depth=99)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["name", "class", "total", "trainable",
@@ -219,7 +239,7 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
         "runner.freeze": cfg.freeze.strategy,
         "runner.init": cfg.model.init,
         "runner.model": where.choices.get("model", cfg.model.family),
-        "runner.command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "runner.command": command_line(),
         "runner.host": socket.gethostname(),
         "runner.pid": str(os.getpid()),
         "runner.objective": objective[0],
@@ -241,12 +261,17 @@ def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed
         for key in ("runner.pid", "runner.host"):
             client.set_tag(previous, key, tags[key])
         client.set_tag(previous, "runner.resumed", "true")
+        # The run goes on: an error tag would contradict the status it ends with
+        # (error/traceback.txt still records the interruption).
+        stale = client.get_run(previous).data.tags.keys() & set(STALE_ON_RESUME)
+        for key in stale:
+            client.delete_tag(previous, key)
         log.info("resuming MLflow run %s", previous)
         return previous
     from runner.sweep import sweep_tags
 
     tags = {**tags, **sweep_tags(where)}
-    exp_id = experiment_id(client, cfg.logger.experiment)
+    exp_id = experiment_id(client, cfg.logger.experiment, tracking_uri(cfg))
     mark_orphaned_runs(client, exp_id)
     run = client.create_run(exp_id, run_name=cfg.logger.get("run_name") or where.name, tags=tags)
     return run.info.run_id
