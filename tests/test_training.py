@@ -123,6 +123,9 @@ def test_local_headerless_tsv_with_string_labels_sets_id2label(tmp_path):
                      f"data.validation_file={tmp_path / 'val.tsv'}", "data.header=false"])
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert config["id2label"] == {"0": "bad", "1": "good"}
+    _, (record,) = mlflow_runs(tmp_path / "mlflow.db")  # what the data decided is recorded
+    assert record.data.params["head.num_labels"] == "2"
+    assert record.data.params["head.label_names"] == '["bad", "good"]'
 
 
 def test_nan_loss_stops_training_and_says_where(tmp_path):

@@ -309,7 +309,8 @@ def to_row(run, selection: Selection, objective: Objective) -> Row:
     else:
         labels = {k: data.params.get(k, "-") for k in selection.label_keys}
     value = data.metrics.get(objective.name) if objective.name else None
-    return Row(info.run_id, info.run_name or info.run_id, info.status, info.start_time,
+    name = data.tags.get("runner.name") or info.run_name or info.run_id  # full, untruncated
+    return Row(info.run_id, name, info.status, info.start_time,
                info.end_time, labels, dict(data.metrics), finite(value))
 
 

@@ -85,6 +85,16 @@ def locate(cfg: DictConfig) -> Where:
     return Where(run_name({}, [], cfg), output_dir, [output_dir.parent, cwd_outputs])
 
 
+def settle_from_data(cfg: DictConfig, raw) -> None:
+    """Record in the config what the data decided (label count and names)."""
+    if raw.labels is None:
+        return
+    if cfg.head.num_labels is None:
+        cfg.head.num_labels = raw.labels.num_labels
+    if cfg.head.label_names is None and not raw.labels.regression:
+        cfg.head.label_names = list(raw.labels.names)
+
+
 def show_plan(cfg: DictConfig, model, plan) -> None:
     from runner.inspect import format_table, module_table, report
 

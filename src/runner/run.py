@@ -37,10 +37,12 @@ def run(cfg: DictConfig) -> float | None:
           tracking.start(cfg, where, output_dir, resumed=resume_dir is not None) as tracker):
         seed_everything(cfg.trainer.seed)
         raw = load_data(cfg)
+        experiment.settle_from_data(cfg, raw)
         tokenizer = load_tokenizer(cfg, raw)
         model = build_model(cfg, build_config(cfg, raw.labels, config_values(cfg, tokenizer)))
         plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
         experiment.show_plan(cfg, model, plan)
+        tracker.log_config(cfg, final=True)  # now with what the data decided
         tracker.log_plan(model, plan)
         apply_plan(model, plan)
 

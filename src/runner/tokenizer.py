@@ -204,6 +204,11 @@ def config_values(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase) -> dict[s
     values: dict[str, Any] = {"pad_token_id": tokenizer.pad_token_id}
     if cfg.model.init == "scratch":
         values["vocab_size"] = len(tokenizer)
+        asked = cfg.model.config_overrides.get("vocab_size")
+        if asked is not None and asked != len(tokenizer):
+            log.warning("model.config_overrides.vocab_size=%s is replaced by the tokenizer's "
+                        "%d tokens (the embeddings must match the tokenizer)", asked,
+                        len(tokenizer))
         for name in ("bos_token_id", "eos_token_id"):
             if getattr(tokenizer, name) is not None:
                 values[name] = getattr(tokenizer, name)

@@ -39,6 +39,7 @@ from runner.errors import Interrupted
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+MAX_RUN_NAME = 250  # MLflow's run-name column; the full name is kept in tag runner.name
 STALE_ON_RESUME = ("runner.error", "runner.killed_reason")  # about the interrupted attempt
 ORPHAN_CHECK_EXPERIMENTS_LIMIT = 500
 
@@ -47,6 +48,9 @@ class NullTracker:
     """logger=none, and every process but the main one."""
 
     run_id: str | None = None
+
+    def log_config(self, cfg: DictConfig, final: bool = False) -> None:
+        pass
 
     def log_plan(self, model, plan) -> None:
         pass
@@ -173,14 +177,17 @@ class MlflowTracker:
         self.client = client
         self.run_id = run_id
 
-    def log_params(self, params: dict[str, str]) -> None:
+    def log_params(self, params: dict[str, str], final: bool = False) -> None:
         """Log params not yet on the run; a value over MLflow's limit goes whole to an
-        artifact, and the param says where."""
+        artifact, and the param says where. Values still None (e.g. head.num_labels before
+        the data is read) wait for a later call, since a param cannot change once logged."""
         from mlflow.entities import Param
 
         existing = self.client.get_run(self.run_id).data.params
         batch = []
         for key, value in params.items():
+            if value == "None" and not final:
+                continue
             if len(value) > MAX_PARAM_LENGTH:
                 artifact = f"params/{key}.txt"
                 self._log_text(value, artifact)
@@ -190,6 +197,11 @@ class MlflowTracker:
             batch.append(Param(key, value))
         for start in range(0, len(batch), 100):
             self.client.log_batch(self.run_id, params=batch[start:start + 100])
+
+    def log_config(self, cfg: DictConfig, final: bool = False) -> None:
+        """Params and config/resolved.yaml; `final` once the data has settled the rest."""
+        self.log_params(flat_params(cfg), final=final)
+        self._log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -273,7 +285,10 @@ def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed
     tags = {**tags, **sweep_tags(where)}
     exp_id = experiment_id(client, cfg.logger.experiment, tracking_uri(cfg))
     mark_orphaned_runs(client, exp_id)
-    run = client.create_run(exp_id, run_name=cfg.logger.get("run_name") or where.name, tags=tags)
+    name = cfg.logger.get("run_name") or where.name
+    tags["runner.name"] = name[:5000]
+    short = name if len(name) <= MAX_RUN_NAME else name[:MAX_RUN_NAME - 1] + "…"
+    run = client.create_run(exp_id, run_name=short, tags=tags)
     return run.info.run_id
 
 
@@ -299,11 +314,10 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
     tracker = MlflowTracker(client, run_id)
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        tracker.log_params(flat_params(cfg))
+        tracker.log_config(cfg)
         if not resumed:
             overrides = "\n".join(where.overrides) + ("\n" if where.overrides else "")
             tracker._log_text(overrides, "config/overrides.txt")
-            tracker._log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
         yield tracker
     except BaseException as err:
         killed = isinstance(err, (KeyboardInterrupt, Interrupted))

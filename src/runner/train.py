@@ -359,11 +359,12 @@ class Trainer:
         if self.evaluated_step != p.step or not p.last_metrics:
             self._after_eval(self.evaluate())
         self.save()
-        metrics = {**p.last_metrics, **peak_memory_mb(acc.device)}
+        extra = peak_memory_mb(acc.device)
         if p.skipped_steps:
-            metrics["train/skipped_steps"] = p.skipped_steps
-        self.log_metrics(metrics, p.step)
-        return TrainResult(metrics=metrics, progress=p, stopped_early=stopped_early)
+            extra["train/skipped_steps"] = p.skipped_steps
+        self.log_metrics(extra, p.step)  # the eval metrics were logged by the evaluation
+        return TrainResult(metrics={**p.last_metrics, **extra}, progress=p,
+                           stopped_early=stopped_early)
 
     def _non_finite(self, loss: torch.Tensor) -> None:
         p = self.progress
