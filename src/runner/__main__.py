@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from runner.cli import in_multirun, report_errors
 from runner.config import CONFIG_DIR
+from runner.distributed import share_run_stamp
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -23,8 +26,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def entry() -> None:
+    share_run_stamp(sys.argv[1:])  # before Hydra composes: all ranks, one run directory
     main()
 
 
 if __name__ == "__main__":
-    main()
+    entry()

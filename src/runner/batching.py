@@ -48,6 +48,9 @@ class TrainBatches:
         longest = max(range(len(batches)), key=lambda b: self.lengths[batches[b][0]])
         first = batches.pop(longest)
         rng.shuffle(batches)
+        # A short batch goes last: accelerate shards batches across processes assuming
+        # every batch but the last is full.
+        batches.sort(key=lambda b: len(b) < size)
         return [first, *batches]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -57,7 +60,24 @@ class TrainBatches:
         return -(-len(self.lengths) // self.batch_size)
 
 
-def eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Evaluation batches in length order: the least padding, the same order every time."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+class EvalBatches:
+    """Evaluation batches in length order: the least padding, the same order every time.
+    (A batch sampler with batch_size, so accelerate can shard it evenly across processes
+    and drop the padding duplicates when gathering.)"""
+
+    drop_last = False
+
+    def __init__(self, lengths: Sequence[int], batch_size: int):
+        self.batch_size = batch_size
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        self.batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def eval_batches(lengths: Sequence[int], batch_size: int) -> EvalBatches:
+    return EvalBatches(lengths, batch_size)

@@ -122,8 +122,12 @@ def read_run_file(run_dir: Path) -> dict[str, Any]:
 
 
 @contextmanager
-def recorded_status(run_dir: Path, **fields: Any) -> Iterator[None]:
-    """Keep run.json's status true: RUNNING, then FINISHED, FAILED or KILLED."""
+def recorded_status(run_dir: Path, is_main_process: bool, **fields: Any) -> Iterator[None]:
+    """Keep run.json's status true: RUNNING, then FINISHED, FAILED or KILLED (written by
+    the main process only)."""
+    if not is_main_process:
+        yield
+        return
     write_run_file(run_dir, **fields, status="RUNNING", pid=os.getpid())
     try:
         yield

@@ -34,6 +34,21 @@ from runner.models import Labels
 IGNORE = -100  # label id the losses skip
 
 
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool = False
+                     ) -> torch.Tensor:
+    """Cross-entropy per example (mean over its labelled tokens). Evaluation averages these,
+    so the result does not depend on how rows were batched or spread over processes."""
+    if shift:  # causal LM: position t predicts token t + 1
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    losses = torch.nn.functional.cross_entropy(
+        logits.flatten(0, -2).float(), labels.flatten(), ignore_index=IGNORE, reduction="none"
+    ).view(labels.shape)
+    if losses.dim() == 1:
+        return losses
+    mask = labels != IGNORE
+    return (losses * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
 @dataclass
 class Features:
     """Tokenized splits ready for batching, plus what evaluation needs beside them."""
@@ -116,7 +131,7 @@ class Task:
                   accelerator) -> dict[str, Any]:
         """Run one batch (rows: the features' indices); return tensors to gather."""
         outputs = model(**batch)
-        return {"loss": outputs.loss.detach().reshape(1).repeat(len(batch["input_ids"]))}
+        return {"loss": per_example_loss(outputs.logits, batch["labels"], shift=True)}
 
     def accumulate(self, state: EvalState, gathered: dict[str, torch.Tensor]) -> None:
         losses = gathered["loss"].float()
@@ -146,8 +161,11 @@ class SequenceClassification(Task):
         outputs = model(**batch)
         logits = outputs.logits
         preds = logits.squeeze(-1) if self.labels.regression else logits.argmax(-1)
-        return {"loss": outputs.loss.detach().reshape(1).repeat(len(preds)),
-                "predictions": preds, "references": batch["labels"]}
+        if self.labels.regression:
+            loss = (preds.float() - batch["labels"].float()) ** 2
+        else:
+            loss = per_example_loss(logits, batch["labels"])
+        return {"loss": loss, "predictions": preds, "references": batch["labels"]}
 
     def accumulate(self, state, gathered):
         super().accumulate(state, gathered)
@@ -192,7 +210,7 @@ class TokenClassification(Task):
         preds = outputs.logits.argmax(-1)
         preds = accelerator.pad_across_processes(preds, dim=1, pad_index=IGNORE)
         refs = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE)
-        return {"loss": outputs.loss.detach().reshape(1).repeat(len(preds)),
+        return {"loss": per_example_loss(outputs.logits, batch["labels"]),
                 "predictions": preds, "references": refs}
 
     def accumulate(self, state, gathered):
@@ -275,7 +293,7 @@ class SequenceToSequence(Task):
         pad = self.tokenizer.pad_token_id
         generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
         refs = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE)
-        return {"loss": outputs.loss.detach().reshape(1).repeat(len(generated)),
+        return {"loss": per_example_loss(outputs.logits, batch["labels"]),
                 "predictions": generated, "references": refs}
 
     def accumulate(self, state, gathered):

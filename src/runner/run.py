@@ -19,7 +19,7 @@ def run(cfg: DictConfig) -> float | None:
     validate(cfg)  # every config problem at once, before anything heavy is imported
     fill_defaults(cfg)
 
-    from runner import experiment, tracking
+    from runner import distributed, experiment, tracking
     from runner.checkpoints import recorded_status, resolve_resume, write_run_file
     from runner.data import load_data
     from runner.freeze import apply_plan, plan_for_model
@@ -28,17 +28,21 @@ def run(cfg: DictConfig) -> float | None:
     from runner.tokenizer import config_values, load_tokenizer
     from runner.train import Trainer
 
+    state = distributed.init_process_group(cfg.trainer.cpu)
+    distributed.warn_if_launched_alone()
     where = experiment.locate(cfg)
     hyperparameters = experiment.hyperparameters(cfg)
     resume_dir = resolve_resume(cfg.trainer.resume, where.name, hyperparameters,
                                 where.output_dir, where.search_roots)
     output_dir = resume_dir or where.output_dir
-    with (recorded_status(output_dir, name=where.name, hyperparameters=hyperparameters),
+    with (recorded_status(output_dir, state.is_main_process, name=where.name,
+                          hyperparameters=hyperparameters),
           tracking.start(cfg, where, output_dir, resumed=resume_dir is not None) as tracker):
         seed_everything(cfg.trainer.seed)
-        raw = load_data(cfg)
-        experiment.settle_from_data(cfg, raw)
-        tokenizer = load_tokenizer(cfg, raw)
+        with state.main_process_first():  # rank 0 fills the on-disk caches, the rest read
+            raw = load_data(cfg)
+            experiment.settle_from_data(cfg, raw)
+            tokenizer = load_tokenizer(cfg, raw)
         model = build_model(cfg, build_config(cfg, raw.labels, config_values(cfg, tokenizer)))
         plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
         experiment.show_plan(cfg, model, plan)
@@ -47,7 +51,8 @@ def run(cfg: DictConfig) -> float | None:
         apply_plan(model, plan)
 
         task = task_for(cfg, tokenizer, raw.labels)
-        features = task.features(raw)
+        with state.main_process_first():
+            features = task.features(raw)
         trainer = Trainer(cfg, model, task, features, output_dir, tracker.log_metrics,
                           objective(cfg), plan, head_spec(cfg).body)
         if resume_dir is not None:

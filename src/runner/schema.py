@@ -211,8 +211,12 @@ def package_path(package: str, *parts: str) -> str:
 
 
 def _register_resolvers() -> None:
+    from runner.distributed import run_stamp
+
     if not OmegaConf.has_resolver("package_path"):
         OmegaConf.register_new_resolver("package_path", package_path)
+    if not OmegaConf.has_resolver("run_stamp"):  # cached: one value per process
+        OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
 
 
 register_configs()

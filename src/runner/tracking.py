@@ -245,6 +245,8 @@ class MlflowTracker:
 
 
 def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
+    from accelerate import PartialState
+
     tags = {
         "runner.family": cfg.model.family,
         "runner.head": cfg.head.task,
@@ -257,6 +259,7 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
         "runner.objective": objective[0],
         "runner.objective_mode": objective[1],
         "runner.output_dir": str(where.output_dir),
+        "runner.num_processes": str(PartialState().num_processes),
     }
     commit = git_commit()
     if commit:

@@ -27,6 +27,7 @@ from transformers import get_scheduler
 from runner import features as feature_cache
 from runner.batching import TrainBatches, eval_batches
 from runner.checkpoints import Checkpointer
+from runner.distributed import use_cpu
 from runner.errors import Interrupted, RunnerError
 from runner.features import INDEX
 from runner.heads import EvalState, Features, Task
@@ -138,7 +139,7 @@ class Trainer:
         self.objective_name, self.objective_mode = objective
         self.accelerator = accelerator or Accelerator(
             mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
-            cpu=t.cpu)
+            cpu=use_cpu(t.cpu))
         acc = self.accelerator
         collate = task.collator(model)
         self.body = model.get_submodule(body_name) if body_name else model
@@ -261,8 +262,9 @@ class Trainer:
             self.progress.evals_without_improvement = 0
         else:
             self.progress.evals_without_improvement += 1
-        log.info("step %d: %s", self.progress.step,
-                 "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        if self.accelerator.is_main_process:
+            log.info("step %d: %s", self.progress.step,
+                     "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         patience = self.t.early_stopping_patience
         return patience is not None and self.progress.evals_without_improvement >= patience
 
