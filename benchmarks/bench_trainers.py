@@ -1,9 +1,9 @@
 """The same experiment three ways: runner, the Hugging Face Trainer, a bare accelerate loop.
 
     python benchmarks/bench_trainers.py                       # bundled sentiment data
-    python benchmarks/bench_trainers.py --repeats 3 --workloads full head_only \\
-        --train-file ../shared/data/sst2/train.tsv --validation-file ../shared/data/sst2/validation.tsv \\
-        --max-train-samples 2000
+    python benchmarks/bench_trainers.py --repeats 3 --workloads head_only \\
+        --train-file ../shared/data/sst2/train.tsv \\
+        --validation-file ../shared/data/sst2/validation.tsv --max-train-samples 2000
 
 Each measurement runs in its own process (clean peak memory), the three ways alternating,
 and prints wall time, training samples per second, peak memory and the final accuracy,
@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-WAYS = ("runner", "trainer", "bare")
+WAYS = ("runner", "trainer", "trainer_random", "bare")
 LR = {"full": 5e-5, "head_only": 1e-2}
 
 
@@ -85,7 +85,11 @@ def with_runner(cfg) -> float:
     return run(cfg)
 
 
-def with_hf_trainer(cfg) -> float:
+def with_hf_trainer_random(cfg) -> float:
+    return with_hf_trainer(cfg, sampling="random")
+
+
+def with_hf_trainer(cfg, sampling: str = "group_by_length") -> float:
     import numpy as np
     from transformers import Trainer, TrainingArguments
 
@@ -100,7 +104,7 @@ def with_hf_trainer(cfg) -> float:
         per_device_eval_batch_size=t.eval_batch_size, learning_rate=t.lr,
         weight_decay=t.weight_decay, num_train_epochs=t.max_epochs, lr_scheduler_type="linear",
         warmup_steps=0, max_grad_norm=t.max_grad_norm, seed=t.seed,
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy=sampling,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=t.keep_checkpoints,
         logging_steps=1000, report_to=[], use_cpu=not _has_gpu(), dataloader_num_workers=0,
         disable_tqdm=True)
@@ -187,7 +191,7 @@ def measure_one(args) -> None:
         fill_defaults(cfg)
         start = time.perf_counter()
         accuracy = {"runner": with_runner, "trainer": with_hf_trainer,
-                    "bare": with_bare_loop}[args.one](cfg)
+                    "trainer_random": with_hf_trainer_random, "bare": with_bare_loop}[args.one](cfg)
         wall = time.perf_counter() - start
     from runner.data import load_data
 
@@ -214,27 +218,30 @@ def run_measurement(args, way: str, workload: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def table(results: list[dict], workloads: list[str]) -> str:
-    lines = [f"{'workload':<10}{'way':<9}{'wall s':>9}{'samples/s':>11}{'peak MB':>9}"
-             f"{'accuracy':>10}   (medians of {len(results) // (3 * len(workloads))} runs)"]
+def table(results: list[dict], workloads: list[str], ways: list[str]) -> str:
+    repeats = len(results) // (len(ways) * len(workloads))
+    lines = [f"{'workload':<10}{'way':<15}{'wall s':>9}{'samples/s':>11}{'peak MB':>9}"
+             f"{'accuracy':>10}   (medians of {repeats} runs)"]
     medians = {}
     for workload in workloads:
-        for way in WAYS:
+        for way in ways:
             rows = [r for r in results if r["way"] == way and r["workload"] == workload]
             m = {k: statistics.median(r[k] for r in rows)
                  for k in ("wall_s", "samples_per_s", "peak_rss_mb", "accuracy")}
             medians[workload, way] = m
-            lines.append(f"{workload:<10}{way:<9}{m['wall_s']:>9.1f}{m['samples_per_s']:>11.1f}"
+            lines.append(f"{workload:<10}{way:<15}{m['wall_s']:>9.1f}{m['samples_per_s']:>11.1f}"
                          f"{m['peak_rss_mb']:>9.0f}{m['accuracy']:>10.4f}")
     lines.append("")
     for workload in workloads:
-        r, tr, b = (medians[workload, w] for w in WAYS)
-        lines.append(
-            f"{workload}: wall runner/Trainer {r['wall_s'] / tr['wall_s']:.2f}x "
-            f"(Trainer/runner speed-up {tr['wall_s'] / r['wall_s']:.1f}x), "
-            f"runner/bare {r['wall_s'] / b['wall_s']:.2f}x; throughput runner/bare "
-            f"{r['samples_per_s'] / b['samples_per_s']:.2f}; accuracy runner-Trainer "
-            f"{100 * (r['accuracy'] - tr['accuracy']):+.1f} points")
+        r = medians[workload, "runner"]
+        parts = []
+        for other in ways[1:]:
+            o = medians[workload, other]
+            parts.append(f"runner/{other} wall {r['wall_s'] / o['wall_s']:.2f}x "
+                         f"({o['wall_s'] / r['wall_s']:.1f}x faster), throughput "
+                         f"{r['samples_per_s'] / o['samples_per_s']:.2f}, accuracy "
+                         f"{100 * (r['accuracy'] - o['accuracy']):+.1f} points")
+        lines.append(f"{workload}: " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -248,6 +255,9 @@ def main() -> None:
     parser.add_argument("--train-file", help="TSV/CSV/JSONL with text and label columns")
     parser.add_argument("--validation-file")
     parser.add_argument("--max-train-samples", type=int)
+    parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS,
+                        help="runner first; trainer = HF Trainer with length-grouped batches "
+                        "like runner; trainer_random = its default random batches")
     parser.add_argument("--one", choices=WAYS, help=argparse.SUPPRESS)
     parser.add_argument("--workload", default="full", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -259,14 +269,14 @@ def main() -> None:
     results = []
     for repeat in range(args.repeats):
         for workload in args.workloads:
-            order = WAYS if repeat % 2 == 0 else tuple(reversed(WAYS))
+            order = args.ways if repeat % 2 == 0 else list(reversed(args.ways))
             for way in order:
                 result = run_measurement(args, way, workload)
                 results.append(result)
                 print(f"  run {repeat + 1}: {workload:<9} {way:<8} {result['wall_s']:7.1f} s  "
                       f"accuracy {result['accuracy']:.4f}", flush=True)
     print()
-    print(table(results, args.workloads))
+    print(table(results, args.workloads, args.ways))
     if any(math.isnan(r["accuracy"]) for r in results):
         sys.exit("a run produced no accuracy")
 

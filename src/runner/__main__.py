@@ -7,7 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from runner.cli import in_multirun, report_errors
+from runner.cli import in_multirun, refuse_unlisted_targets, report_errors
 from runner.config import CONFIG_DIR
 from runner.distributed import share_run_stamp
 
@@ -26,6 +26,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def entry() -> None:
+    refuse_unlisted_targets(sys.argv[1:])
     share_run_stamp(sys.argv[1:])  # before Hydra composes: all ranks, one run directory
     main()
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
+from runner.errors import Interrupted, Preempted, RunnerError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,18 @@ class Checkpointer:
         return final
 
     def load(self, path: Path) -> dict[str, Any]:
-        self.accelerator.load_state(str(path))
+        import pickle
+
+        try:
+            # accelerate unpickles optimizer, scheduler and RNG state with weights_only=True:
+            # tensors and plain values only, never arbitrary objects.
+            self.accelerator.load_state(str(path))
+        except pickle.UnpicklingError as err:
+            raise ResumeError(
+                f"refusing to resume from {path}: a file in it holds pickled objects that are "
+                f"not plain tensors or values ({str(err).splitlines()[0]}). It was not written "
+                "by runner, or was tampered with; delete that checkpoint to resume from an "
+                "older one, or start fresh.") from None
         return json.loads((path / PROGRESS).read_text())
 
 
@@ -132,8 +143,9 @@ def recorded_status(run_dir: Path, is_main_process: bool, **fields: Any) -> Iter
     try:
         yield
     except BaseException as err:
-        killed = isinstance(err, KeyboardInterrupt) or type(err).__name__ == "Interrupted"
-        write_run_file(run_dir, status="KILLED" if killed else "FAILED", error=str(err)[:2000])
+        status = ("PREEMPTED" if isinstance(err, Preempted)
+                  else "KILLED" if isinstance(err, (KeyboardInterrupt, Interrupted)) else "FAILED")
+        write_run_file(run_dir, status=status, error=str(err)[:2000])
         raise
     write_run_file(run_dir, status="FINISHED")
 
@@ -172,6 +184,9 @@ def resolve_resume(resume: str, name: str, hyperparameters: dict[str, Any], outp
     hyperparameters differ from the current ones is refused, naming what changed.
     """
     if resume == "never":
+        if read_run_file(output_dir).get("status") == "PREEMPTED":
+            log.info("this run was preempted: resuming it from its last checkpoint")
+            return resolve_resume("auto", name, hyperparameters, output_dir, search_roots)
         return None
     if resume == "auto":
         has_own = (output_dir / "checkpoints").is_dir() and any(

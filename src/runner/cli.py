@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from runner.errors import RunnerError
+from runner.errors import Preempted, RunnerError
 
 
 def in_multirun() -> bool:
@@ -28,8 +29,28 @@ def report_errors() -> Iterator[None]:
 
     try:
         yield
+    except Preempted as err:
+        err.forward()  # requeue through the scheduler's handler, or exit 75
     except (RunnerError, HydraException, OmegaConfBaseException) as err:
         if in_multirun():
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
+
+
+# Python objects config may name (Hydra instantiates `_target_`s, e.g. callbacks). runner's
+# own config instantiates nothing else; anything beyond this list is refused.
+ALLOWED_TARGETS = frozenset({"runner.sweep.SweepCallback"})
+# `_target_` as a key (not inside another name such as max_target_length), and its value
+_TARGET = re.compile(r"(?:^|[.{,\s+~])_target_['\"]?\s*[:=]\s*['\"]?([\w.]*)")
+
+
+def refuse_unlisted_targets(argv: list[str]) -> None:
+    """Exit 2 if a command-line override names a Python object outside ALLOWED_TARGETS."""
+    named = [m.group(1) or "(empty)" for arg in argv for m in _TARGET.finditer(arg)]
+    refused = [t for t in named if t not in ALLOWED_TARGETS]
+    if refused:
+        print(f"error: the override names Python objects runner does not allow: "
+              f"{', '.join(refused)}. Config may only name: {', '.join(sorted(ALLOWED_TARGETS))}."
+              " Remove the _target_ override.", file=sys.stderr)
+        sys.exit(2)

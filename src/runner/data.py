@@ -283,6 +283,10 @@ def _class_labels(splits: dict[str, list[dict]], head: DictConfig, where: dict[s
                 except (TypeError, ValueError):
                     raise DataError(f"{where[split]}, row {i}: label {r['label']!r} is not a "
                                     "number (head.regression=true)") from None
+                if not math.isfinite(r["label"]):
+                    raise DataError(f"{where[split]}, row {i}: label {r['label']} is not a "
+                                    "finite number; it would make the loss NaN. Fix or drop "
+                                    "the row.")
         return Labels(["score"], regression=True)
     if all(isinstance(v, str) for v in values) and not all(_is_int_text(v) for v in values):
         names = sorted(set(values))

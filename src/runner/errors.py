@@ -47,3 +47,29 @@ class Interrupted(RunnerError):
     """SIGINT / SIGTERM stopped the run (after saving a checkpoint when training)."""
 
     exit_code = 130
+
+
+class Preempted(Interrupted):
+    """SIGUSR1 / SIGUSR2 (a scheduler's preemption or time-limit warning): a checkpoint was
+    saved; the run resumes when started again in the same directory (a requeued job)."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again
+
+    def __init__(self, message: str, signum: int, handlers: dict):
+        super().__init__(message)
+        self.signum = signum
+        self.handlers = handlers  # the signal handlers in place before training
+
+    def forward(self) -> None:
+        """Hand the signal on to the scheduler's own handler (submitit requeues the job and
+        exits); without one, exit with EX_TEMPFAIL."""
+        import signal
+        import sys
+
+        for signum in (self.signum, signal.SIGUSR2, signal.SIGUSR1):
+            handler = self.handlers.get(signum)
+            if callable(handler):
+                handler(signum, None)
+                return
+        print(f"error: {self}", file=sys.stderr)
+        sys.exit(self.exit_code)

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from runner.cli import report_errors
+from runner.cli import refuse_unlisted_targets, report_errors
 
 # Config values worth a glance, by their common names (transformers maps family-specific
 # names such as n_embd or d_model onto these).
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*",
                         help="Hydra overrides, e.g. model=gpt2 freeze=bitfit")
     args = parser.parse_args(argv)
+    refuse_unlisted_targets(args.overrides)
     with report_errors():
         from runner.config import compose
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,11 @@ def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
         except OSError as err:
             raise ModelError(f"cannot load weights from model.checkpoint={checkpoint!r}: {err}"
                              ) from None
+        except pickle.UnpicklingError as err:
+            raise ModelError(
+                f"refusing the weights in model.checkpoint={checkpoint!r}: they are a pickle "
+                f"holding more than plain tensors ({str(err).splitlines()[0]}); loading it "
+                "could run code. Use safetensors weights (save_pretrained writes them).") from None
         _report_loading(model, info, spec)
     else:
         model = auto_class.from_config(config, trust_remote_code=False)

@@ -24,10 +24,20 @@ def run(cfg: DictConfig) -> float | None:
     from runner.data import load_data
     from runner.freeze import apply_plan, plan_for_model
     from runner.heads import task_for
-    from runner.models import build_config, build_model, family_of, head_spec, seed_everything
+    from runner.models import (
+        build_config,
+        build_model,
+        family_of,
+        head_spec,
+        resolve_checkpoint,
+        seed_everything,
+    )
     from runner.tokenizer import config_values, load_tokenizer
     from runner.train import Trainer
 
+    # The checkpoint is vetted (readable, right family, no custom code, reachable) before
+    # anything is recorded or read.
+    resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
     state = distributed.init_process_group(cfg.trainer.cpu)
     distributed.warn_if_launched_alone()
     where = experiment.locate(cfg)

@@ -477,9 +477,16 @@ def validate(cfg: DictConfig) -> None:
 
 
 def fill_defaults(cfg: DictConfig) -> None:
-    """Settings whose default depends on other settings (recorded resolved, not as null)."""
+    """Settings whose default depends on other settings, and paths made absolute, so the
+    run records exactly what it used."""
     if cfg.trainer.lr is None:
         cfg.trainer.lr = DEFAULT_LR.get(cfg.freeze.strategy, FINE_TUNE_LR)
+    for key in ("train_file", "validation_file", "test_file"):
+        if cfg.data[key]:
+            cfg.data[key] = str(Path(cfg.data[key]).expanduser().resolve())
+    checkpoint = Path(str(cfg.model.checkpoint)).expanduser()
+    if checkpoint.exists() or str(cfg.model.checkpoint).startswith(("./", "../")):
+        cfg.model.checkpoint = str(checkpoint.resolve())
 
 
 def objective(cfg: DictConfig) -> tuple[str, str]:

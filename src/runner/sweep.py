@@ -10,21 +10,24 @@ SIGINT / SIGTERM during a job stops the whole sweep: that job and the parent end
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
 import os
 import socket
 import sys
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runner.errors import Interrupted
+from runner.errors import Interrupted, Preempted
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,61 @@ def sweep_tags(where) -> dict[str, str]:
 # --------------------------------------------------------------------------- the jobs
 
 
+def parallel_jobs(hc) -> int:
+    """How many jobs the launcher runs at once (the joblib launcher; others: one)."""
+    if "Joblib" not in str(hc.launcher.get("_target_", "")):
+        return 1
+    n_jobs = hc.launcher.get("n_jobs") or -1
+    return os.cpu_count() or 1 if n_jobs < 0 else n_jobs  # joblib: -1 means every core
+
+
+@contextmanager
+def _claimed_slot(sweep_dir: Path, slots: int) -> Iterator[int]:
+    """A slot number no other running job of the sweep holds (a lock file per slot)."""
+    folder = Path(sweep_dir) / ".core-slots"
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        for slot in range(slots):
+            handle = (folder / f"{slot}.lock").open("w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            try:
+                yield slot
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        time.sleep(0.2)
+
+
+@contextmanager
+def share_of_cores(hc) -> Iterator[list[int] | None]:
+    """Pin a parallel job to its own share of the cores, with as many torch threads, so
+    jobs running side by side do not fight over the same cores."""
+    jobs = parallel_jobs(hc)
+    if jobs <= 1 or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    import torch
+
+    allowed = sorted(os.sched_getaffinity(os.getppid()))  # the cores the sweep may use
+    share = max(1, len(allowed) // jobs)
+    with _claimed_slot(Path(hc.sweep.dir), min(jobs, len(allowed))) as slot:
+        cores = allowed[slot * share:(slot + 1) * share]
+        before, threads = os.sched_getaffinity(0), torch.get_num_threads()
+        os.sched_setaffinity(0, cores)
+        torch.set_num_threads(len(cores))
+        log.info("job %d pinned to cores %s (%d parallel jobs)", hc.job.num, cores, jobs)
+        try:
+            yield cores
+        finally:
+            os.sched_setaffinity(0, before)
+            torch.set_num_threads(threads)
+
+
 def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> float:
     """Run one job of a sweep; a failure is recorded, not raised, so the others go on."""
     from hydra.core.hydra_config import HydraConfig
@@ -80,7 +138,13 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
     record = {"num": hc.job.num, "overrides": list(hc.overrides.task),
               "output_dir": hc.runtime.output_dir}
     try:
-        value = task(cfg)
+        with share_of_cores(hc) as cores:
+            record["cores"] = cores
+            value = task(cfg)
+    except Preempted as err:  # the scheduler's warning: requeue this job, the sweep goes on
+        _write_job(hc.sweep.dir, {**record, "status": "PREEMPTED", "error": str(err)})
+        err.forward()  # submitit's handler requeues and exits
+        raise
     except (Interrupted, KeyboardInterrupt) as err:  # SIGINT / SIGTERM stop the whole sweep
         _write_job(hc.sweep.dir, {**record, "status": "KILLED",
                                   "error": f"{type(err).__name__}: {err}"})
@@ -94,7 +158,9 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
                   "".join(traceback.format_exception(err)))
         _write_job(hc.sweep.dir, {**record, "status": "FAILED",
                                   "error": f"{type(err).__name__}: {err}"})
-        return math.nan  # sweepers (Optuna) count a NaN objective as a failed trial
+        if "optuna" in str(hc.sweeper.get("_target_", "")).lower():
+            raise  # Optuna marks the trial FAIL and goes on (max_failure_rate permitting)
+        return math.nan  # the basic sweeper goes on; the callback reports it at the end
     _write_job(hc.sweep.dir, {**record, "status": "FINISHED", "objective": value})
     return value
 

@@ -34,7 +34,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner.checkpoints import read_run_file, write_run_file
-from runner.errors import Interrupted
+from runner.errors import Interrupted, Preempted
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,24 @@ def launch_dir() -> Path:
 
 
 def client_for(uri: str):
+    """A client whose store exists. A fresh sqlite file is created and migrated under a file
+    lock: MLflow's migrations fail when several processes run them on one new file."""
+    import fcntl
+
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # opens (creating, migrating) the store
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
 def artifact_root(uri: str) -> str | None:
@@ -335,6 +350,8 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
 def _record_failure(client, run_id: str, err: BaseException, killed: bool) -> None:
     status = "KILLED" if killed else "FAILED"
     try:
+        if isinstance(err, Preempted):  # to be resumed by the requeued job
+            client.set_tag(run_id, "runner.preempted", "true")
         client.set_tag(run_id, "runner.error", f"{type(err).__name__}: {err}"[:5000])
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "traceback.txt"

@@ -28,7 +28,7 @@ from runner import features as feature_cache
 from runner.batching import TrainBatches, eval_batches
 from runner.checkpoints import Checkpointer
 from runner.distributed import use_cpu
-from runner.errors import Interrupted, RunnerError
+from runner.errors import Interrupted, Preempted, RunnerError
 from runner.features import INDEX
 from runner.heads import EvalState, Features, Task
 
@@ -103,7 +103,8 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
 
 @contextmanager
 def stop_on_signals():
-    """Turn SIGINT / SIGTERM into a flag the loop checks between steps."""
+    """Turn SIGINT / SIGTERM (stop) and SIGUSR1 / SIGUSR2 (preemption) into a flag the loop
+    checks between steps. Yields (signals received, the handlers they replaced)."""
     received: list[int] = []
 
     def handler(signum, frame):
@@ -113,12 +114,16 @@ def stop_on_signals():
         log.warning("received %s: finishing the current step, then saving a checkpoint",
                     signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    watched = (signal.SIGINT, signal.SIGTERM, *PREEMPTION_SIGNALS)
+    previous = {s: signal.signal(s, handler) for s in watched}
     try:
-        yield received
+        yield received, previous
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+PREEMPTION_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # SLURM / submitit warn with these
 
 
 def _lengths(ds) -> list[int]:
@@ -291,7 +296,7 @@ class Trainer:
                    disable=not acc.is_main_process, dynamic_ncols=True)
         stopped_early = False
         window_loss, window_steps, window_samples, window_start = 0.0, 0, 0, time.perf_counter()
-        with stop_on_signals() as signals:
+        with stop_on_signals() as (signals, handlers):
             while p.epoch < self.max_epochs and p.step < self.total_steps and not stopped_early:
                 self.train_sampler.use_epoch(p.epoch)
                 loader = (acc.skip_first_batches(self.train_loader, p.batch_in_epoch)
@@ -340,10 +345,16 @@ class Trainer:
                         self.save()
                     if signals:
                         self.save()
+                        name = signal.Signals(signals[0]).name
+                        if signals[0] in PREEMPTION_SIGNALS:
+                            raise Preempted(
+                                f"preempted by {name} at step {p.step}; checkpoint saved in "
+                                f"{self.checkpointer.root}. Started again in the same "
+                                "directory (a requeued job), the run resumes by itself.",
+                                signals[0], handlers)
                         raise Interrupted(
-                            f"stopped by {signal.Signals(signals[0]).name} at step {p.step}; "
-                            f"checkpoint saved in {self.checkpointer.root}. Continue with "
-                            "trainer.resume=auto.")
+                            f"stopped by {name} at step {p.step}; checkpoint saved in "
+                            f"{self.checkpointer.root}. Continue with trainer.resume=auto.")
                     if stopped_early or p.step >= self.total_steps:
                         break
                 else:  # the epoch ran to its end
