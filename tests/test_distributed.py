@@ -71,3 +71,20 @@ def test_a_multi_process_request_that_starts_one_process_is_flagged(tmp_path):
                   cpu_flag=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes were asked for, but this run is alone" in done.stderr
+
+
+@pytest.mark.parametrize("name,kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"),
+                                       ("deepspeed_zero2", "DEEPSPEED")])
+def test_shipped_accelerate_configs_load_with_accelerate(name, kind):
+    """The launch/ configs the README shows are valid accelerate config files (they need
+    GPUs to run, so CI only loads them)."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    from conftest import REPO
+
+    config = ClusterConfig.from_yaml_file(str(REPO / "launch" / f"{name}.yaml"))
+    assert config.distributed_type.name == kind
+    if name == "fsdp":
+        assert config.fsdp_config["fsdp_use_orig_params"] is True  # frozen + trainable mix
+    if name == "deepspeed_zero2":
+        assert config.deepspeed_config["zero_stage"] == 2

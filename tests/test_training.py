@@ -220,3 +220,55 @@ def test_resume_refuses_changed_hyperparameters(tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert "refusing to resume" in result.stderr and "trainer.lr" in result.stderr
+
+
+def test_early_stopping_stops_when_the_objective_stalls(tmp_path):
+    # lr ~ 0: the objective cannot improve after the first evaluation
+    _, info = train(tmp_path, fast("seqcls", "bert", "trainer.lr=1e-12", "trainer.max_epochs=3",
+                                   "trainer.eval_strategy=steps", "trainer.eval_steps=1",
+                                   "trainer.early_stopping_patience=2", "logger=none"))
+    steps = sorted(int(p.name[5:]) for p in (tmp_path / "run" / "checkpoints").glob("step-*"))
+    assert steps[-1] == 3  # evaluations at steps 1, 2, 3; no improvement at 2 and 3
+
+
+def test_bf16_on_cpu_trains_and_fp16_on_cpu_is_refused(tmp_path):
+    from runner.errors import ConfigError
+
+    _, info = train(tmp_path, fast("seqcls", "bert", "trainer.mixed_precision=bf16",
+                                   "trainer.max_epochs=1", "logger=none"), "bf16")
+    assert info["status"] == "FINISHED"
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        train(tmp_path, fast("seqcls", "bert", "trainer.mixed_precision=fp16", "logger=none"),
+              "fp16")
+
+
+def test_gradient_accumulation_takes_one_step_per_window(tmp_path):
+    train(tmp_path, fast("seqcls", "bert", "trainer.grad_accum=3", "trainer.max_epochs=1",
+                         "logger=none"))
+    (step,) = (tmp_path / "run" / "checkpoints").glob("step-*")
+    assert step.name == "step-00000002"  # 6 batches of 8 / 3 per step
+
+
+def test_optimizer_state_exists_only_for_trainable_parameters(tmp_path):
+    _, info = train(tmp_path, ["model=minilm", "freeze=head_only", "data.max_train_samples=32",
+                               "data.max_eval_samples=16", "trainer.max_epochs=1"])
+    (step,) = (tmp_path / "run" / "checkpoints").glob("step-*")
+    state = torch.load(step / "optimizer.bin", weights_only=True)
+    assert len(state["state"]) == 2  # classifier.weight and classifier.bias, nothing else
+    assert sum(len(g["params"]) for g in state["param_groups"]) == 2
+    assert info["metrics"]["system/peak_rss_mb"] > 0
+    _, (record,) = mlflow_runs(tmp_path / "mlflow.db")
+    assert record.data.metrics["system/peak_rss_mb"] > 0
+
+
+def test_a_head_only_sweep_tokenizes_once_and_runs_the_body_once_per_job(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "-m", "head.num_labels=2,3,4", "model=minilm",
+         "freeze=head_only", "data.max_train_samples=32", "data.max_eval_samples=16",
+         "trainer.max_epochs=2", "logger=none"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = [p.read_text() for p in sorted(tmp_path.glob("outputs/sweeps/*/*/*.log"))]
+    assert len(logs) == 3
+    assert ["tokenized features: reusing" in log for log in logs] == [False, True, True]
+    assert all(log.count("frozen-body feature cache: computed") == 1 for log in logs)

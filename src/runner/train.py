@@ -28,7 +28,7 @@ from runner import features as feature_cache
 from runner.batching import TrainBatches, eval_batches
 from runner.checkpoints import Checkpointer
 from runner.distributed import use_cpu
-from runner.errors import Interrupted, Preempted, RunnerError
+from runner.errors import ConfigError, Interrupted, Preempted, Problem, RunnerError
 from runner.features import INDEX
 from runner.heads import EvalState, Features, Task
 
@@ -130,6 +130,18 @@ def _lengths(ds) -> list[int]:
     return [len(ids) for ids in ds["input_ids"]]
 
 
+def fresh_accelerator(**settings) -> Accelerator:
+    """An Accelerator with this run's settings. accelerate keeps its state process-wide and
+    refuses new settings (say, another mixed precision) once set, but the jobs of a sweep
+    run one after another in one process: each run starts from a clean training state
+    (the process group, in PartialState, is kept)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    return Accelerator(**settings)
+
+
 # ------------------------------------------------------------------------------- loop
 
 
@@ -142,10 +154,15 @@ class Trainer:
         self.cfg, self.t, self.task, self.features = cfg, t, task, features
         self.log_metrics = log_metrics
         self.objective_name, self.objective_mode = objective
-        self.accelerator = accelerator or Accelerator(
+        self.accelerator = accelerator or fresh_accelerator(
             mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
             cpu=use_cpu(t.cpu))
         acc = self.accelerator
+        if t.mixed_precision == "fp16" and acc.device.type == "cpu":
+            raise ConfigError([Problem(
+                "trainer.mixed_precision", "fp16 needs a GPU and this run is on the CPU "
+                "(it would silently train in float32)",
+                "use trainer.mixed_precision=bf16 (CPU autocast) or no")])
         collate = task.collator(model)
         self.body = model.get_submodule(body_name) if body_name else model
         self.replay = self._feature_cache(model, plan, body_name, collate)

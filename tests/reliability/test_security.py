@@ -36,8 +36,10 @@ def tiny_bert(tmp_path):
 def test_pickle_weights_load_only_as_plain_tensors(tmp_path, tiny_bert):
     import torch
 
-    tiny_bert.save_pretrained(tmp_path / "bin", safe_serialization=False)
-    assert (tmp_path / "bin" / "pytorch_model.bin").is_file()
+    # A legacy checkpoint: config.json + pytorch_model.bin (a pickled state dict)
+    tiny_bert.save_pretrained(tmp_path / "bin")
+    (tmp_path / "bin" / "model.safetensors").unlink()
+    torch.save(tiny_bert.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
     cfg = compose(["model=bert", f"model.checkpoint={tmp_path / 'bin'}"])
     loaded = build_model(cfg, build_config(cfg))  # a plain state dict is fine
     assert torch.equal(loaded.classifier.weight, tiny_bert.classifier.weight)
