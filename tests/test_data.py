@@ -153,3 +153,11 @@ def test_sample_data_for_every_head():
         assert len(raw.train) >= size and len(raw.validation) > 0, head
     raw = load_data(compose(["head=seqcls"]))
     assert raw.labels.names == ["negative", "positive"]
+
+
+def test_hub_dataset_offline_fails_with_what_to_do_instead():
+    with pytest.raises(DataError) as info:
+        load_data(compose(["data=hub", "data.hub_name=glue", "data.hub_config=sst2"]))
+    message = str(info.value)
+    assert "cannot load data.hub_name='glue' (data.hub_config='sst2')" in message
+    assert "data=local data.train_file=" in message

@@ -272,3 +272,18 @@ def test_a_head_only_sweep_tokenizes_once_and_runs_the_body_once_per_job(tmp_pat
     assert len(logs) == 3
     assert ["tokenized features: reusing" in log for log in logs] == [False, True, True]
     assert all(log.count("frozen-body feature cache: computed") == 1 for log in logs)
+
+
+def test_resume_into_another_tracking_store_starts_a_new_mlflow_run(tmp_path, caplog):
+    caplog.set_level("WARNING")
+    args = fast("seqcls", "bert", "trainer.max_epochs=1")
+    train(tmp_path, args)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**info, "status": "RUNNING"}))
+    other = tmp_path / "other.db"
+    cfg = compose([*args, f"trainer.output_dir={tmp_path / 'run'}", "trainer.resume=auto",
+                   f"logger.tracking_uri=sqlite:///{other}"])
+    run(cfg)
+    assert "is not in this store" in caplog.text
+    _, (record,) = mlflow_runs(other)
+    assert record.info.status == "FINISHED" and record.info.run_id != info["mlflow_run_id"]

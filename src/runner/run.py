@@ -73,6 +73,7 @@ def run(cfg: DictConfig) -> float | None:
         name, _ = objective(cfg)
         value = result.metrics.get(name)
         tracker.finish(result.metrics, name, value, model_dir, log_model=cfg.logger.log_model)
-        write_run_file(output_dir, metrics=result.metrics, objective={name: value})
+        if state.is_main_process:
+            write_run_file(output_dir, metrics=result.metrics, objective={name: value})
     experiment.print_summary(result.metrics, name, model_dir)
     return value

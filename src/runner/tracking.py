@@ -282,10 +282,24 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
     return tags
 
 
+def _run_exists(client, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return False
+    return True
+
+
 def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed: bool,
                        tags: dict[str, str]) -> str:
     """The run id: the resumed run's own, or a new run (a child when in a sweep)."""
     previous = read_run_file(output_dir).get("mlflow_run_id") if resumed else None
+    if previous and not _run_exists(client, previous):
+        log.warning("the resumed run's MLflow run %s is not in this store (%s); recording the "
+                    "rest of the run as a new MLflow run", previous, tracking_uri(cfg))
+        previous = None
     if previous:
         client.update_run(previous, status="RUNNING")
         for key in ("runner.pid", "runner.host"):
