@@ -131,6 +131,8 @@ def print_summary(metrics: dict[str, float], objective_name: str, model_dir: Pat
     shown = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
                       if k.startswith("eval/"))
     print(f"final metrics: {shown}")
-    print(f"objective {objective_name} = {metrics.get(objective_name)}")
+    value = metrics.get(objective_name)
+    print(f"objective {objective_name} = {value:.4f}" if value is not None
+          else f"objective {objective_name}: not measured")
     if model_dir is not None:
         print(f"model saved to {model_dir}")
