@@ -41,6 +41,15 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """A run directory's complete checkpoints (progress.json written), oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / PROGRESS).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
 class Checkpointer:
     """Saves and finds full training state under <output_dir>/checkpoints."""
 
@@ -51,11 +60,7 @@ class Checkpointer:
 
     def complete(self) -> list[Path]:
         """Complete checkpoints, oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = [p for p in self.root.iterdir()
-                 if p.name.startswith(PREFIX) and (p / PROGRESS).is_file()]
-        return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+        return complete_checkpoints(self.root.parent)
 
     def latest(self) -> Path | None:
         found = self.complete()
@@ -168,9 +173,7 @@ def find_run_to_resume(name: str, search_roots: list[Path], exclude: Path) -> Pa
             info = read_run_file(run_dir)
             if info.get("name") != name or info.get("status") == "FINISHED":
                 continue
-            checkpoints = run_dir / "checkpoints"
-            if checkpoints.is_dir() and any((p / PROGRESS).is_file()
-                                            for p in checkpoints.glob(f"{PREFIX}*")):
+            if complete_checkpoints(run_dir):
                 candidates.append((run_file.stat().st_mtime, run_dir))
     return max(candidates)[1] if candidates else None
 
@@ -189,9 +192,8 @@ def resolve_resume(resume: str, name: str, hyperparameters: dict[str, Any], outp
             return resolve_resume("auto", name, hyperparameters, output_dir, search_roots)
         return None
     if resume == "auto":
-        has_own = (output_dir / "checkpoints").is_dir() and any(
-            (p / PROGRESS).is_file() for p in (output_dir / "checkpoints").glob(f"{PREFIX}*"))
-        run_dir = output_dir if has_own else find_run_to_resume(name, search_roots, output_dir)
+        run_dir = (output_dir if complete_checkpoints(output_dir)
+                   else find_run_to_resume(name, search_roots, output_dir))
         if run_dir is None:
             log.info("trainer.resume=auto: no unfinished run of %s with a checkpoint; "
                      "starting fresh", name)

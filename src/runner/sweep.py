@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from runner.errors import Interrupted, Preempted
+from runner.schema import objective
 
 log = logging.getLogger(__name__)
 
@@ -214,19 +215,13 @@ def end_sweep(sweep_dir: Path, config: DictConfig, killed: bool = False) -> list
     return failed
 
 
-def _objective(config: DictConfig) -> tuple[str, str]:
-    from runner.schema import objective
-
-    return objective(config)
-
-
 def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
     from runner.tracking import client_for, command_line, experiment_id, tracking_uri
 
     uri = tracking_uri(config)
     client = client_for(uri)  # the first call creates and migrates a fresh store
     exp_id = experiment_id(client, config.logger.experiment, uri)
-    name, mode = _objective(config)
+    name, mode = objective(config)
     overrides = " ".join(info["overrides"])
     parent = client.create_run(exp_id, run_name=f"sweep: {overrides}"[:250], tags={
         "runner.sweep_parent": "true",
@@ -249,7 +244,7 @@ def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | No
               and not math.isnan(j["objective"])]
     if not scored:
         return None
-    _, mode = _objective(config)
+    _, mode = objective(config)
     pick = max if mode == "max" else min
     return pick(scored, key=lambda j: j["objective"])
 

@@ -164,14 +164,15 @@ class Trainer:
                 "(it would silently train in float32)",
                 "use trainer.mixed_precision=bf16 (CPU autocast) or no")])
         collate = task.collator(model)
+        lengths = {split: _lengths(getattr(features, split)) for split in ("train", "validation")}
         self.body = model.get_submodule(body_name) if body_name else model
-        self.replay = self._feature_cache(model, plan, body_name, collate)
-        self.train_sampler = TrainBatches(_lengths(features.train), t.batch_size, t.seed,
+        self.replay = self._feature_cache(model, plan, body_name, collate, lengths)
+        self.train_sampler = TrainBatches(lengths["train"], t.batch_size, t.seed,
                                           t.group_by_length)
         train_loader = DataLoader(features.train, batch_sampler=self.train_sampler,
                                   collate_fn=collate)
         eval_loader = DataLoader(features.validation, collate_fn=collate,
-                                 batch_sampler=eval_batches(_lengths(features.validation),
+                                 batch_sampler=eval_batches(lengths["validation"],
                                                             t.eval_batch_size))
         optimizer = torch.optim.AdamW(optimizer_groups(model, t.weight_decay), lr=t.lr)
         self.model, self.optimizer, self.train_loader, self.eval_loader = acc.prepare(
@@ -191,19 +192,19 @@ class Trainer:
         self.saved_step = self.evaluated_step = -1
 
     # --- frozen-body feature cache
-    def _feature_cache(self, model, plan, body_name: str, collate) -> feature_cache.Replay | None:
+    def _feature_cache(self, model, plan, body_name: str, collate,
+                       lengths: dict[str, list[int]]) -> feature_cache.Replay | None:
         reason = feature_cache.why_not(self.cfg, plan, body_name)
         kind = feature_cache.KINDS.get((self.cfg.model.family, self.cfg.head.task))
         loaders = {}
         if reason is None:
             hidden = model.config.hidden_size
             rows = longest = 0
-            for split in ("train", "validation"):
+            for split, split_lengths in lengths.items():
                 ds = getattr(self.features, split)
-                lengths = _lengths(ds)
                 loaders[split] = (DataLoader(ds, collate_fn=collate, batch_sampler=eval_batches(
-                    lengths, self.t.eval_batch_size)), len(ds), max(lengths))
-                rows, longest = rows + len(ds), max(longest, max(lengths))
+                    split_lengths, self.t.eval_batch_size)), len(ds), max(split_lengths))
+                rows, longest = rows + len(ds), max(longest, max(split_lengths))
             size = feature_cache.estimate_megabytes(kind, rows, longest, hidden)
             if size > self.t.cache_max_mb:
                 reason = (f"it would take {size:,.0f} MB, more than trainer.cache_max_mb="
