@@ -58,9 +58,9 @@ def overrides(args, workload: str, output_dir: str) -> list[str]:
 
 def prepared(cfg):
     """runner's own data, tokenizer and features, shared by the Trainer and the bare loop."""
-    from runner.data import load_data
-    from runner.heads import task_for
-    from runner.tokenizer import load_tokenizer
+    from runner.data.load import load_data
+    from runner.data.tokenizer import load_tokenizer
+    from runner.tasks import task_for
 
     raw = load_data(cfg)
     tokenizer = load_tokenizer(cfg, raw)
@@ -69,9 +69,10 @@ def prepared(cfg):
 
 
 def fresh_model(cfg, raw, tokenizer):
-    from runner.freeze import apply_plan, plan_for_model
-    from runner.models import build_config, build_model, family_of, head_spec, seed_everything
-    from runner.tokenizer import config_values
+    from runner.config.families import family_of, head_spec
+    from runner.data.tokenizer import config_values
+    from runner.model.build import build_config, build_model, seed_everything
+    from runner.model.freeze import apply_plan, plan_for_model
 
     seed_everything(cfg.trainer.seed)
     model = build_model(cfg, build_config(cfg, raw.labels, config_values(cfg, tokenizer)))
@@ -93,8 +94,8 @@ def with_hf_trainer(cfg, sampling: str = "group_by_length") -> float:
     import numpy as np
     from transformers import Trainer, TrainingArguments
 
-    from runner.features import INDEX
-    from runner.train import optimizer_groups
+    from runner.tasks.base import INDEX
+    from runner.train.loop import optimizer_groups
 
     raw, tokenizer, task, feats = prepared(cfg)
     model = fresh_model(cfg, raw, tokenizer)
@@ -130,9 +131,9 @@ def with_bare_loop(cfg) -> float:
     from torch.utils.data import DataLoader
     from transformers import get_scheduler
 
-    from runner.batching import TrainBatches, eval_batches
-    from runner.features import INDEX
-    from runner.train import optimizer_groups
+    from runner.tasks.base import INDEX
+    from runner.train.batching import TrainBatches, eval_batches
+    from runner.train.loop import optimizer_groups
 
     raw, tokenizer, task, feats = prepared(cfg)
     model = fresh_model(cfg, raw, tokenizer)
@@ -182,18 +183,18 @@ def _has_gpu() -> bool:
 
 def measure_one(args) -> None:
     """Run one way once in this process; print one JSON line."""
-    from runner.config import compose
+    from runner.config.compose import compose
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compose(overrides(args, args.workload, out))
-        from runner.schema import fill_defaults
+        from runner.config.defaults import fill_defaults
 
         fill_defaults(cfg)
         start = time.perf_counter()
         accuracy = {"runner": with_runner, "trainer": with_hf_trainer,
                     "trainer_random": with_hf_trainer_random, "bare": with_bare_loop}[args.one](cfg)
         wall = time.perf_counter() - start
-    from runner.data import load_data
+    from runner.data.load import load_data
 
     rows = len(load_data(cfg).train)
     print(json.dumps({"way": args.one, "workload": args.workload, "wall_s": wall,

@@ -1,4 +1,4 @@
-"""Generate the small sample datasets bundled with runner (src/runner/sample_data/).
+"""Generate the small sample datasets bundled with runner (src/runner/data/sample_data/).
 
 One dataset per task head, so that `python -m runner` works out of the box without a
 download: sentiment (seqcls), SQuAD-style QA (qa), English->German translation (seq2seq),
@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "src" / "runner" / "sample_data"
+OUT_DIR = Path(__file__).resolve().parent.parent / "src" / "runner" / "data" / "sample_data"
 SEED = 20240611
 
 

@@ -31,7 +31,7 @@ def tiny(family: str, *extra: str, vocab: int | None = 99) -> list[str]:
 
 
 def compose(overrides: list[str]):
-    from runner.config import compose as runner_compose
+    from runner.config.compose import compose as runner_compose
 
     return runner_compose(overrides)
 

@@ -355,7 +355,7 @@ def test_help_is_fast_and_imports_no_ml_stack(tmp_path):
 
 
 def test_number_formats_and_short_run_names():
-    from runner.compare import (
+    from runner.track.compare import (
         Row,
         distinct_names,
         fmt_count,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, compose, run_cli
+from runner.config.validate import validate
 from runner.errors import ConfigError
-from runner.schema import validate
 
 CONF = REPO / "conf"
 

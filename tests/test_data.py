@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import compose
-from runner.data import load_data
+from runner.data.load import load_data
 from runner.errors import DataError
 
 

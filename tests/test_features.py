@@ -11,15 +11,16 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from conftest import compose, fast
-from runner import features as feature_cache
-from runner.batching import eval_batches
-from runner.data import load_data
-from runner.freeze import apply_plan, plan_for_model
-from runner.heads import task_for
-from runner.models import build_config, build_model, family_of, head_spec
+from runner.config.families import family_of, head_spec
+from runner.data.load import load_data
+from runner.data.tokenizer import config_values, load_tokenizer
+from runner.model.build import build_config, build_model
+from runner.model.freeze import apply_plan, plan_for_model
 from runner.run import run
-from runner.tokenizer import config_values, load_tokenizer
-from runner.train import frozen_modules_to_eval
+from runner.tasks import task_for
+from runner.train import body_cache as feature_cache
+from runner.train.batching import eval_batches
+from runner.train.loop import frozen_modules_to_eval
 
 
 def setup(family: str, head: str, *extra: str):

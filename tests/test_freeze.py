@@ -12,9 +12,10 @@ from collections import defaultdict
 import pytest
 
 from conftest import compose, tiny
+from runner.config.families import family_of, head_spec
 from runner.errors import FreezeError
-from runner.freeze import apply_plan, plan_for_model
-from runner.models import build_config, build_model, family_of, head_spec
+from runner.model.build import build_config, build_model
+from runner.model.freeze import apply_plan, plan_for_model
 
 # Independent description of each model's layout, read off the transformers module names.
 BERT_LIKE = {"emb": ["{b}.embeddings."], "blocks": ["{b}.encoder.layer."],

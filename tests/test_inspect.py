@@ -63,8 +63,8 @@ def test_table_output_shows_the_tree_and_the_split():
                                         ("t5", "seq2seq")])
 def test_every_strategy_counts_agree_with_the_trainable_names(model, head):
     """The inspect report of each strategy, checked against the model's own tensor sizes."""
-    from runner.inspect import inspect_model
-    from runner.models import build_config, build_model
+    from runner.model.build import build_config, build_model
+    from runner.model.report import inspect_model
 
     base = [f"model={model}", f"head={head}"] if model == "minilm" else tiny(model,
                                                                            f"head={head}")

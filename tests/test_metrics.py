@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runner.metrics import (
+from runner.tasks.metrics import (
     bleu_metrics,
     classification_metrics,
     entity_metrics,

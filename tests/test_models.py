@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 
 from conftest import compose, tiny
+from runner.config.families import FAMILIES
 from runner.errors import ModelError
-from runner.families import FAMILIES
-from runner.models import build_config, build_model
+from runner.model.build import build_config, build_model
 
 PAIRS = [(f, h) for f, spec in FAMILIES.items() for h in spec.heads]
 

@@ -23,7 +23,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from runner.qa import postprocess_predictions, prepare_eval_features, prepare_train_features
+from runner.tasks.qa_windows import (
+    postprocess_predictions,
+    prepare_eval_features,
+    prepare_train_features,
+)
 
 LONG_CONTEXT = (
     "Marta keeps bees on the roof of the old library in Tallinn. "

@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 
 from conftest import REPO, compose, fast, mlflow_runs
-from runner.families import FAMILIES
+from runner.config.families import FAMILIES
 from runner.run import run
 
 PAIRS = [(f, h) for f, spec in FAMILIES.items() for h in spec.heads]
@@ -129,7 +129,7 @@ def test_local_headerless_tsv_with_string_labels_sets_id2label(tmp_path):
 
 
 def test_nan_loss_stops_training_and_says_where(tmp_path):
-    from runner.train import TrainingError
+    from runner.train.loop import TrainingError
 
     with pytest.raises(TrainingError, match=r"loss became (nan|inf) at step \d+ \(epoch 1\)"):
         train(tmp_path, fast("seqcls", "bert", "freeze=none", "trainer.lr=1e30",

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from runner.cli import in_multirun, refuse_unlisted_targets, report_errors
-from runner.config import CONFIG_DIR
+from runner.config.compose import CONFIG_DIR
 from runner.distributed import share_run_stamp
 
 
@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> float | None:
     from runner.run import run
 
     if in_multirun():
-        from runner.sweep import run_job
+        from runner.track.sweep import run_job
 
         return run_job(cfg, run)
     with report_errors():

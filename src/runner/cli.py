@@ -40,7 +40,7 @@ def report_errors() -> Iterator[None]:
 
 # Python objects config may name (Hydra instantiates `_target_`s, e.g. callbacks). runner's
 # own config instantiates nothing else; anything beyond this list is refused.
-ALLOWED_TARGETS = frozenset({"runner.sweep.SweepCallback"})
+ALLOWED_TARGETS = frozenset({"runner.track.sweep.SweepCallback"})
 # `_target_` as a key (not inside another name such as max_target_length), and its value
 _TARGET = re.compile(r"(?:^|[.{,\s+~])_target_['\"]?\s*[:=]\s*['\"]?([\w.]*)")
 

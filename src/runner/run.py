@@ -7,10 +7,12 @@ config -> validate -> data -> tokenizer -> model -> freeze plan -> features -> t
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from omegaconf import DictConfig
 
-from runner.schema import fill_defaults, objective, validate
+from runner.config.defaults import fill_defaults, objective
+from runner.config.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -19,29 +21,29 @@ def run(cfg: DictConfig) -> float | None:
     validate(cfg)  # every config problem at once, before anything heavy is imported
     fill_defaults(cfg)
 
-    from runner import distributed, experiment, tracking
-    from runner.checkpoints import recorded_status, resolve_resume, write_run_file
-    from runner.data import load_data
-    from runner.freeze import apply_plan, plan_for_model
-    from runner.heads import task_for
-    from runner.models import (
-        build_config,
-        build_model,
-        family_of,
-        head_spec,
-        resolve_checkpoint,
-        seed_everything,
-    )
-    from runner.tokenizer import config_values, load_tokenizer
-    from runner.train import Trainer
+    from runner import distributed
+    from runner.config.families import family_of, head_spec
+    from runner.config.naming import hyperparameters, locate
+    from runner.data.labels import record_in_config
+    from runner.data.load import load_data
+    from runner.data.tokenizer import config_values, load_tokenizer
+    from runner.model.build import build_config, build_model, resolve_checkpoint, seed_everything
+    from runner.model.freeze import apply_plan, plan_for_model
+    from runner.model.report import show_plan
+    from runner.tasks import task_for
+    from runner.track import tracker as tracking
+    from runner.train.final_model import save_final_model
+    from runner.train.loop import Trainer
+    from runner.train.resume import resolve_resume
+    from runner.train.run_file import recorded_status, write_run_file
 
     # The checkpoint is vetted (readable, right family, no custom code, reachable) before
     # anything is recorded or read.
     resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
     state = distributed.init_process_group(cfg.trainer.cpu)
     distributed.warn_if_launched_alone()
-    where = experiment.locate(cfg)
-    hyperparameters = experiment.hyperparameters(cfg)
+    where = locate(cfg)
+    hyperparameters = hyperparameters(cfg)
     resume_dir = resolve_resume(cfg.trainer.resume, where.name, hyperparameters,
                                 where.output_dir, where.search_roots)
     output_dir = resume_dir or where.output_dir
@@ -51,11 +53,11 @@ def run(cfg: DictConfig) -> float | None:
         seed_everything(cfg.trainer.seed)
         with state.main_process_first():  # rank 0 fills the on-disk caches, the rest read
             raw = load_data(cfg)
-            experiment.settle_from_data(cfg, raw)
+            record_in_config(cfg, raw.labels)
             tokenizer = load_tokenizer(cfg, raw)
         model = build_model(cfg, build_config(cfg, raw.labels, config_values(cfg, tokenizer)))
         plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
-        experiment.show_plan(cfg, model, plan)
+        show_plan(cfg, model, plan)
         tracker.log_config(cfg, final=True)  # now with what the data decided
         tracker.log_plan(model, plan)
         apply_plan(model, plan)
@@ -69,11 +71,27 @@ def run(cfg: DictConfig) -> float | None:
             trainer.resume(resume_dir)
         result = trainer.fit()
 
-        model_dir = experiment.save_final_model(cfg, trainer, tokenizer, output_dir)
+        model_dir = save_final_model(cfg, trainer, tokenizer, output_dir)
         name, _ = objective(cfg)
         value = result.metrics.get(name)
         tracker.finish(result.metrics, name, value, model_dir, log_model=cfg.logger.log_model)
         if state.is_main_process:
             write_run_file(output_dir, metrics=result.metrics, objective={name: value})
-    experiment.print_summary(result.metrics, name, model_dir)
+    print_summary(result.metrics, name, model_dir)
     return value
+
+
+def print_summary(metrics: dict[str, float], objective_name: str, model_dir: Path | None
+                  ) -> None:
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
+    shown = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
+                      if k.startswith("eval/"))
+    print(f"final metrics: {shown}")
+    value = metrics.get(objective_name)
+    print(f"objective {objective_name} = {value:.4f}" if value is not None
+          else f"objective {objective_name}: not measured")
+    if model_dir is not None:
+        print(f"model saved to {model_dir}")

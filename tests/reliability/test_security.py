@@ -10,7 +10,7 @@ import pytest
 
 from conftest import compose, fast, run_cli
 from runner.errors import ModelError
-from runner.models import build_config, build_model
+from runner.model.build import build_config, build_model
 
 
 class Payload:

@@ -7,7 +7,6 @@ import logging
 import os
 import pickle
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -16,8 +15,10 @@ import transformers
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
+from runner.config.families import Family, HeadSpec, family_of, head_spec, is_local
+from runner.config.tasks import TASKS
+from runner.data.labels import Labels
 from runner.errors import ModelError
-from runner.families import AUTO_CLASS, FAMILIES, Family, HeadSpec
 
 log = logging.getLogger(__name__)
 # runner reports what matters itself (newly initialised weights, bad overrides).
@@ -28,31 +29,7 @@ def seed_everything(seed: int) -> None:
     transformers.set_seed(seed)
 
 
-@dataclass(frozen=True)
-class Labels:
-    """What the head predicts: class names (index = id) or a regression target."""
-
-    names: list[str]
-    regression: bool = False
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.regression else len(self.names)
-
-
-def family_of(cfg: DictConfig) -> Family:
-    return FAMILIES[cfg.model.family]
-
-
-def head_spec(cfg: DictConfig) -> HeadSpec:
-    return FAMILIES[cfg.model.family].heads[cfg.head.task]
-
-
 # ----------------------------------------------------------------------------- checkpoints
-
-
-def is_local(checkpoint: str) -> bool:
-    return Path(checkpoint).expanduser().exists() or checkpoint.startswith(("/", "./", "../"))
 
 
 def _hub_reachable() -> bool:
@@ -227,7 +204,7 @@ def _check_config_arithmetic(config: PretrainedConfig, family: Family) -> None:
 def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
     """Instantiate the task model: pretrained weights or fresh ones; never remote code."""
     spec = head_spec(cfg)
-    auto_class = getattr(transformers, AUTO_CLASS[cfg.head.task])
+    auto_class = getattr(transformers, TASKS[cfg.head.task].auto_class)
     if cfg.model.init == "pretrained":
         checkpoint, _ = resolve_checkpoint(cfg, need_weights=True)
         try:
@@ -250,7 +227,7 @@ def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
         model = auto_class.from_config(config, trust_remote_code=False)
     if type(model).__name__ != spec.model_class:
         raise ModelError(
-            f"{AUTO_CLASS[cfg.head.task]} built {type(model).__name__}, expected "
+            f"{TASKS[cfg.head.task].auto_class} built {type(model).__name__}, expected "
             f"{spec.model_class}: the checkpoint does not match model.family={cfg.model.family}"
         )
     return model

@@ -33,8 +33,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.checkpoints import read_run_file, write_run_file
 from runner.errors import Interrupted, Preempted
+from runner.train.run_file import read_run_file, write_run_file
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def mark_orphaned_runs(client, exp_id: str) -> list[str]:
 
 
 def flat_params(cfg: DictConfig) -> dict[str, str]:
-    from runner.experiment import flatten
+    from runner.config.naming import flatten
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
@@ -226,7 +226,7 @@ class MlflowTracker:
         self.client.log_batch(self.run_id, metrics=batch)
 
     def log_plan(self, model, plan) -> None:
-        from runner.inspect import module_table
+        from runner.model.report import module_table
 
         counts = {"params/total": plan.total, "params/trainable": plan.trainable,
                   "params/frozen": plan.frozen,
@@ -312,7 +312,7 @@ def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed
             client.delete_tag(previous, key)
         log.info("resuming MLflow run %s", previous)
         return previous
-    from runner.sweep import sweep_tags
+    from runner.track.sweep import sweep_tags
 
     tags = {**tags, **sweep_tags(where)}
     exp_id = experiment_id(client, cfg.logger.experiment, tracking_uri(cfg))
@@ -336,7 +336,7 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
     if cfg.logger.name == "none" or not PartialState().is_main_process:
         yield NullTracker()
         return
-    from runner.schema import objective
+    from runner.config.defaults import objective
 
     uri = tracking_uri(cfg)
     client = client_for(uri)

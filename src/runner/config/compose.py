@@ -10,9 +10,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-import runner.schema  # noqa: F401  (registers the structured-config schema)
+import runner.config.schema  # noqa: F401  (registers the structured-config schema)
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/runner
 
 
 def config_dir() -> str:

@@ -27,8 +27,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from runner.config.defaults import objective
 from runner.errors import Interrupted, Preempted
-from runner.schema import objective
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def end_sweep(sweep_dir: Path, config: DictConfig, killed: bool = False) -> list
 
 
 def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
-    from runner.tracking import client_for, command_line, experiment_id, tracking_uri
+    from runner.track.tracker import client_for, command_line, experiment_id, tracking_uri
 
     uri = tracking_uri(config)
     client = client_for(uri)  # the first call creates and migrates a fresh store
@@ -251,8 +251,8 @@ def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | No
 
 def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | None,
                   status: str) -> None:
-    from runner.checkpoints import read_run_file
-    from runner.tracking import client_for
+    from runner.track.tracker import client_for
+    from runner.train.run_file import read_run_file
 
     client = client_for(info["tracking_uri"])
     parent = info["parent_run_id"]

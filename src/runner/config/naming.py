@@ -1,10 +1,8 @@
-"""What a run is called, where it writes, what it shows and what it leaves behind."""
+"""What a run is called, where it writes, and which settings define it (compared on resume)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,56 +81,3 @@ def locate(cfg: DictConfig) -> Where:
                                    "set trainer.output_dir=<directory>")])
     output_dir = Path(cfg.trainer.output_dir).resolve()
     return Where(run_name({}, [], cfg), output_dir, [output_dir.parent, cwd_outputs])
-
-
-def settle_from_data(cfg: DictConfig, raw) -> None:
-    """Record in the config what the data decided (label count and names)."""
-    if raw.labels is None:
-        return
-    if cfg.head.num_labels is None:
-        cfg.head.num_labels = raw.labels.num_labels
-    if cfg.head.label_names is None and not raw.labels.regression:
-        cfg.head.label_names = list(raw.labels.names)
-
-
-def show_plan(cfg: DictConfig, model, plan) -> None:
-    from runner.inspect import format_table, module_table, report
-
-    log.info("model and freezing plan:\n%s",
-             format_table(report(cfg, model, plan), module_table(model, plan, depth=2)))
-
-
-def save_final_model(cfg: DictConfig, trainer, tokenizer, output_dir: Path) -> Path | None:
-    """save_pretrained model + tokenizer, so transformers.pipeline can load the directory."""
-    if not cfg.trainer.save_model:
-        return None
-    acc = trainer.accelerator
-    target = Path(output_dir) / "model"
-    staging = Path(output_dir) / f".model-{os.getpid()}.tmp"
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
-        model = acc.unwrap_model(trainer.model)
-        model.save_pretrained(str(staging), safe_serialization=True,
-                              state_dict=acc.get_state_dict(trainer.model))
-        tokenizer.save_pretrained(str(staging))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
-    acc.wait_for_everyone()
-    return target
-
-
-def print_summary(metrics: dict[str, float], objective_name: str, model_dir: Path | None
-                  ) -> None:
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
-        return
-    shown = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
-                      if k.startswith("eval/"))
-    print(f"final metrics: {shown}")
-    value = metrics.get(objective_name)
-    print(f"objective {objective_name} = {value:.4f}" if value is not None
-          else f"objective {objective_name}: not measured")
-    if model_dir is not None:
-        print(f"model saved to {model_dir}")

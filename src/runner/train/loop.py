@@ -24,13 +24,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from runner import features as feature_cache
-from runner.batching import TrainBatches, eval_batches
-from runner.checkpoints import Checkpointer
 from runner.distributed import use_cpu
 from runner.errors import ConfigError, Interrupted, Preempted, Problem, RunnerError
-from runner.features import INDEX
-from runner.heads import EvalState, Features, Task
+from runner.tasks.base import INDEX, EvalState, Features, Task
+from runner.train import body_cache as feature_cache
+from runner.train.batching import TrainBatches, eval_batches
+from runner.train.checkpoints import Checkpointer
 
 log = logging.getLogger(__name__)
 # accelerate narrates every file it saves at INFO; runner says what matters itself.

@@ -21,10 +21,11 @@ from omegaconf import DictConfig
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from runner.cache import cache_root
-from runner.data import RawData
+from runner.config.families import family_of, is_local
+from runner.config.tasks import TASKS
+from runner.data.cache import cache_root
+from runner.data.load import RawData
 from runner.errors import ModelError
-from runner.models import family_of, is_local
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,7 @@ USES_TOKEN_TYPE_IDS = {"bert"}
 
 def training_texts(raw: RawData, task: str) -> Iterator[str]:
     """Every piece of text in the training split the tokenizer should cover."""
-    columns = {
-        "seqcls": ("text", "text_pair"),
-        "qa": ("question", "context"),
-        "seq2seq": ("source", "target"),
-        "causal_lm": ("text",),
-        "tokencls": ("tokens",),
-    }[task]
-    for column in columns:
+    for column in TASKS[task].tokenizer_texts:
         if column not in raw.train.column_names:
             continue
         for value in raw.train[column]:

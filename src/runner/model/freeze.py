@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from runner.config.families import Family, HeadSpec
 from runner.errors import FreezeError
-from runner.families import Family, HeadSpec
 
 
 @dataclass(frozen=True)

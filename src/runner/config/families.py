@@ -8,22 +8,13 @@ Module paths are relative to the family's "body" (the base model inside a task m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-HEADS = ("seqcls", "causal_lm", "seq2seq", "qa", "tokencls")
-
-# head -> the transformers Auto class that builds it
-AUTO_CLASS = {
-    "seqcls": "AutoModelForSequenceClassification",
-    "causal_lm": "AutoModelForCausalLM",
-    "seq2seq": "AutoModelForSeq2SeqLM",
-    "qa": "AutoModelForQuestionAnswering",
-    "tokencls": "AutoModelForTokenClassification",
-}
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    model_class: str  # the class AUTO_CLASS[head] resolves to for this family
+    model_class: str  # the class the task's Auto class resolves to for this family
     body: str  # where the base model sits in the task model ("" = the task model itself)
     head_modules: tuple[str, ...]  # modules outside the body that make up the task head
     blocks: tuple[str, ...] | None = None  # override of Family.blocks for this head
@@ -219,10 +210,19 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def supported_pairs() -> list[str]:
-    return [f"{fam} x {head}" for fam, spec in FAMILIES.items() for head in spec.heads]
-
-
 def supported_pairs_text() -> str:
     lines = [f"  {fam}: {', '.join(spec.heads)}" for fam, spec in FAMILIES.items()]
     return "\n".join(lines)
+
+
+def family_of(cfg: Any) -> Family:
+    return FAMILIES[cfg.model.family]
+
+
+def head_spec(cfg: Any) -> HeadSpec:
+    return FAMILIES[cfg.model.family].heads[cfg.head.task]
+
+
+def is_local(checkpoint: str) -> bool:
+    """A local directory (or a path-like name), as opposed to a hub id."""
+    return Path(checkpoint).expanduser().exists() or checkpoint.startswith(("/", "./", "../"))

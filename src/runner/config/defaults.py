@@ -1,0 +1,36 @@
+"""Settings whose default depends on other settings, decided once before a run starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from runner.config.tasks import TASKS
+
+# Learning rate when trainer.lr is not set. A head alone (or biases / norms alone) learns
+# on fixed features and needs far larger steps than a full fine-tune to move in 3 epochs.
+DEFAULT_LR = {"head_only": 1e-2, "bitfit": 1e-3, "layernorm": 1e-3}
+FINE_TUNE_LR = 5e-5
+
+
+def fill_defaults(cfg: DictConfig) -> None:
+    """Settings whose default depends on other settings, and paths made absolute, so the
+    run records exactly what it used."""
+    if cfg.trainer.lr is None:
+        cfg.trainer.lr = DEFAULT_LR.get(cfg.freeze.strategy, FINE_TUNE_LR)
+    for key in ("train_file", "validation_file", "test_file"):
+        if cfg.data[key]:
+            cfg.data[key] = str(Path(cfg.data[key]).expanduser().resolve())
+    checkpoint = Path(str(cfg.model.checkpoint)).expanduser()
+    if checkpoint.exists() or str(cfg.model.checkpoint).startswith(("./", "../")):
+        cfg.model.checkpoint = str(checkpoint.resolve())
+
+
+def objective(cfg: DictConfig) -> tuple[str, str]:
+    """The metric sweeps optimise, and its direction (max | min)."""
+    spec = TASKS[cfg.head.task]
+    regression = bool(cfg.head.regression)
+    name = cfg.trainer.objective or f"eval/{spec.default_objective(regression)}"
+    metric = spec.metric(name.removeprefix("eval/"), regression)
+    return name, cfg.trainer.objective_mode or (metric.mode if metric else "max")

@@ -1,0 +1,100 @@
+"""Column mapping: the user's columns renamed to the head's canonical roles.
+
+    seqcls    text, [text_pair], label        tokencls  tokens, tags
+    qa        id, question, context, answers  seq2seq   source, target
+    causal_lm text
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from runner.config.tasks import TASKS
+from runner.errors import DataError
+
+COLUMN_CANDIDATES = {
+    "text": ("text", "sentence", "sentence1", "content", "review", "document"),
+    "text_pair": ("text_pair", "sentence2"),
+    "label": ("label", "labels", "class"),
+    "question": ("question",),
+    "context": ("context",),
+    "answers": ("answers",),
+    "source": ("source", "src", "input", "document"),
+    "target": ("target", "tgt", "output", "summary"),
+    "tokens": ("tokens", "words"),
+    "tags": ("ner_tags", "tags", "labels", "label"),
+}
+
+# head -> (required roles, optional roles); the order is also the column order assumed for
+# header-less files without data.column_names.
+
+
+def _translation_columns(rows: list[dict], data_cfg: DictConfig, where: str) -> list[dict]:
+    """{"translation": {"en": ..., "de": ...}} -> source / target by language."""
+    langs = list(rows[0]["translation"])
+    source = data_cfg.source_lang or langs[0]
+    target = data_cfg.target_lang or (langs[1] if len(langs) > 1 else None)
+    for lang, key in ((source, "data.source_lang"), (target, "data.target_lang")):
+        if lang not in langs:
+            raise DataError(f"{where}: the translation pairs have languages {langs}, not "
+                            f"{lang!r}. Set {key} to one of them.")
+    return [{"source": r["translation"][source], "target": r["translation"][target]}
+            for r in rows]
+
+
+def header_less_names(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -> list[dict]:
+    """Name positional columns: data.column_names, else the head's usual order."""
+    width = len(rows[0])
+    names = list(data_cfg.column_names or [])
+    if not names:
+        spec = TASKS[task]
+        required, optional = spec.required_roles, spec.optional_roles
+        for candidate in (list(required), [required[0], *optional, *required[1:]]):
+            if len(candidate) == width:
+                names = candidate
+                break
+    if len(names) != width:
+        raise DataError(
+            f"{where} has no header and {width} columns. Name them with "
+            f"data.column_names=[{','.join(['name'] * width)}] (e.g. text,label)."
+        )
+    return [dict(zip(names, r.values(), strict=True)) for r in rows]
+
+
+def map_columns(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -> list[dict]:
+    """Rename the user's columns to the head's canonical roles."""
+    if not rows:
+        raise DataError(f"{where} has no rows. Give a file with data in it.")
+    if task == "seq2seq" and "translation" in rows[0] and not data_cfg.columns.source:
+        return _translation_columns(rows, data_cfg, where)
+    spec = TASKS[task]
+    required, optional = spec.required_roles, spec.optional_roles
+    found = list(rows[0])
+    mapping = {}
+    for role in (*required, *optional):
+        configured = data_cfg.columns[role]
+        if configured is not None:
+            if configured not in found:
+                raise DataError(
+                    f"{where}: data.columns.{role}={configured!r} is not a column. "
+                    f"Columns found: {', '.join(map(str, found))}."
+                )
+            mapping[role] = configured
+            continue
+        # a column already claimed by another role (e.g. "label") is not reused
+        column = next((c for c in COLUMN_CANDIDATES[role]
+                       if c in found and c not in mapping.values()), None)
+        if column is not None:
+            mapping[role] = column
+        elif role in required:
+            raise DataError(
+                f"{where}: no {role} column for head={task}. Columns found: "
+                f"{', '.join(map(str, found))}. Map one with data.columns.{role}=<column>."
+            )
+    out = []
+    for i, row in enumerate(rows):
+        mapped = {role: row[column] for role, column in mapping.items()}
+        if task == "qa":  # post-processing matches predictions to questions by id
+            mapped["id"] = str(row.get("id", i))
+        out.append(mapped)
+    return out

@@ -1,0 +1,110 @@
+"""The parameter report: the model class, key config values, the module tree with
+per-module parameter counts and the trainable split, as a table or a JSON document."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from omegaconf import DictConfig
+
+from runner.config.families import family_of, head_spec
+from runner.config.validate import validate
+
+log = logging.getLogger(__name__)
+
+# Config values worth a glance, by their common names (transformers maps family-specific
+# names such as n_embd or d_model onto these).
+KEY_CONFIG = (
+    "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "num_labels",
+    "vocab_size", "max_position_embeddings",
+)
+
+
+def key_config(config) -> dict[str, Any]:
+    values = {}
+    for key in KEY_CONFIG:
+        try:
+            values[key] = getattr(config, key)
+        except AttributeError:
+            continue
+    if getattr(config, "is_encoder_decoder", False):
+        values["num_decoder_layers"] = getattr(config, "num_decoder_layers", None)
+    return values
+
+
+def module_table(model, plan, depth: int) -> list[dict[str, Any]]:
+    """Modules down to `depth` levels in tree order, with their parameter counts."""
+    counts = plan.module_counts(depth)
+    rows = []
+    for name, module in model.named_modules():
+        level = name.count(".") + 1 if name else 0
+        if level > depth:
+            continue
+        total, trainable = counts.get(name, (0, 0))
+        rows.append({"name": name or "(model)", "level": level, "class": type(module).__name__,
+                     "total": total, "trainable": trainable, "frozen": total - trainable})
+    return rows
+
+
+def report(cfg: DictConfig, model, plan) -> dict[str, Any]:
+    return {
+        "model_class": type(model).__name__,
+        "checkpoint": str(cfg.model.checkpoint),
+        "init": cfg.model.init,
+        "key_config": key_config(model.config),
+        "config": model.config.to_dict(),
+        "freeze": {"strategy": plan.strategy, "notes": plan.notes},
+        "params": {
+            "total": plan.total,
+            "trainable": plan.trainable,
+            "frozen": plan.frozen,
+            "trainable_fraction": plan.trainable_fraction,
+        },
+        "modules": [
+            {k: row[k] for k in ("name", "class", "total", "trainable", "frozen")}
+            for row in module_table(model, plan, cfg.inspect.depth)
+        ],
+        "trainable_parameter_names": plan.trainable_names,
+    }
+
+
+def format_table(doc: dict[str, Any], depth_rows: list[dict[str, Any]]) -> str:
+    p = doc["params"]
+    lines = [
+        f"model      {doc['model_class']}  (checkpoint {doc['checkpoint']}, init={doc['init']})",
+        "config     " + "  ".join(f"{k}={v}" for k, v in doc["key_config"].items()),
+        f"freeze     {doc['freeze']['strategy']}",
+        "",
+    ]
+    width = max(len("  " * r["level"] + r["name"].rpartition(".")[2]) for r in depth_rows) + 2
+    lines.append(f"{'module':<{width}}{'class':<34}{'total':>14}{'trainable':>14}{'frozen':>14}")
+    for r in depth_rows:
+        label = "  " * r["level"] + (r["name"].rpartition(".")[2] if r["level"] else r["name"])
+        lines.append(f"{label:<{width}}{r['class'][:33]:<34}{r['total']:>14,}"
+                     f"{r['trainable']:>14,}{r['frozen']:>14,}")
+    lines += [
+        "",
+        f"total {p['total']:,}   trainable {p['trainable']:,} ({p['trainable_fraction']:.4%})   "
+        f"frozen {p['frozen']:,}",
+    ]
+    lines += [f"note: {n}" for n in doc["freeze"]["notes"]]
+    return "\n".join(lines)
+
+
+def inspect_model(cfg: DictConfig) -> dict[str, Any]:
+    validate(cfg)
+    from runner.model.build import build_config, build_model, seed_everything
+    from runner.model.freeze import plan_for_model
+
+    seed_everything(cfg.trainer.seed)
+    model = build_model(cfg, build_config(cfg))
+    plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
+    doc = report(cfg, model, plan)
+    doc["_rows"] = module_table(model, plan, cfg.inspect.depth)
+    return doc
+
+
+def show_plan(cfg: DictConfig, model, plan) -> None:
+    log.info("model and freezing plan:\n%s",
+             format_table(report(cfg, model, plan), module_table(model, plan, depth=2)))

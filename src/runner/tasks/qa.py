@@ -1,0 +1,75 @@
+"""Extractive question answering: doc-stride windows and span post-processing, as run_qa."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runner.errors import DataError
+from runner.tasks import metrics, qa_windows
+from runner.tasks.base import Features, Task
+
+
+class QuestionAnswering(Task):
+    name = "qa"
+    code = (qa_windows,)
+    hint = "Check the questions and contexts, and data.max_length / head.doc_stride."
+
+    def build_features(self, raw):
+        max_length, stride = self.cfg.data.max_length, self.cfg.head.doc_stride
+        if stride >= max_length:
+            raise DataError(f"head.doc_stride={stride} must be smaller than data.max_length="
+                            f"{max_length}")
+        tok = self.tokenizer
+        for split, ds in (("train", raw.train), ("validation", raw.validation)):
+            self._check_room_for_context(ds, split, max_length, stride)
+        train = raw.train.map(
+            lambda b: qa_windows.prepare_train_features(b, tok, max_length, stride), batched=True,
+            remove_columns=raw.train.column_names, desc="tokenizing", load_from_cache_file=False)
+        val = raw.validation.map(
+            lambda b: qa_windows.prepare_eval_features(b, tok, max_length, stride), batched=True,
+            remove_columns=raw.validation.column_names, desc="tokenizing",
+            load_from_cache_file=False)
+        meta = [{"example_id": e, "offset_mapping": o}
+                for e, o in zip(val["example_id"], val["offset_mapping"], strict=True)]
+        return Features(train=train,
+                        validation=val.remove_columns(["example_id", "offset_mapping"]),
+                        eval_meta=meta)
+
+    def eval_examples(self, raw):
+        return raw.validation.select_columns(["id", "context", "answers"]).to_list()
+
+    def _check_room_for_context(self, ds, split: str, max_length: int, stride: int) -> None:
+        """Windows hold question + context; the context part must exceed the stride."""
+        lengths = [len(ids) for ids in self.tokenizer(list(ds["question"]))["input_ids"]]
+        row = max(range(len(lengths)), key=lengths.__getitem__)
+        room = max_length - lengths[row] - 2  # the separator tokens of a pair
+        if room <= stride:
+            raise DataError(
+                f"{split} row {row + 1}: the question takes {lengths[row]} tokens, leaving "
+                f"{room} of data.max_length={max_length} for the context, not more than "
+                f"head.doc_stride={stride}. Raise data.max_length or lower head.doc_stride.")
+
+    def eval_step(self, model, batch, rows, accelerator):
+        outputs = model(**batch)
+        start = accelerator.pad_across_processes(outputs.start_logits, dim=1,
+                                                 pad_index=float("-inf"))
+        end = accelerator.pad_across_processes(outputs.end_logits, dim=1,
+                                               pad_index=float("-inf"))
+        return {"start": start, "end": end, "index": rows}
+
+    def accumulate(self, state, gathered):
+        state.extra.setdefault("index", []).extend(gathered["index"].tolist())
+        state.extra.setdefault("start", []).extend(gathered["start"].float().cpu().numpy())
+        state.extra.setdefault("end", []).extend(gathered["end"].float().cpu().numpy())
+
+    def compute(self, state, features):
+        order = np.argsort(state.extra["index"], kind="stable")
+        indices = [state.extra["index"][i] for i in order]
+        meta = [features.eval_meta[i] for i in indices]
+        starts = [state.extra["start"][i] for i in order]
+        ends = [state.extra["end"][i] for i in order]
+        predictions = qa_windows.postprocess_predictions(
+            features.eval_examples, meta, starts, ends, n_best=self.cfg.head.n_best,
+            max_answer_length=self.cfg.head.max_answer_length)
+        references = {e["id"]: list(e["answers"]["text"]) for e in features.eval_examples}
+        return metrics.squad_metrics(predictions, references)

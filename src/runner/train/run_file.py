@@ -1,0 +1,49 @@
+"""run.json in each run directory: the run's name, its hyperparameters, its status and its
+MLflow run id. It is how `trainer.resume=auto` finds an unfinished run to continue, and how
+the next start learns that a run was killed."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from runner.errors import Interrupted, Preempted
+from runner.files import write_json
+
+RUN_FILE = "run.json"
+
+
+
+def write_run_file(run_dir: Path, **fields: Any) -> None:
+    path = Path(run_dir) / RUN_FILE
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    current.update(fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, current)
+
+
+def read_run_file(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@contextmanager
+def recorded_status(run_dir: Path, is_main_process: bool, **fields: Any) -> Iterator[None]:
+    """Keep run.json's status true: RUNNING, then FINISHED, FAILED or KILLED (written by
+    the main process only)."""
+    if not is_main_process:
+        yield
+        return
+    write_run_file(run_dir, **fields, status="RUNNING", pid=os.getpid())
+    try:
+        yield
+    except BaseException as err:
+        status = ("PREEMPTED" if isinstance(err, Preempted)
+                  else "KILLED" if isinstance(err, (KeyboardInterrupt, Interrupted)) else "FAILED")
+        write_run_file(run_dir, status=status, error=str(err)[:2000])
+        raise
+    write_run_file(run_dir, status="FINISHED")
