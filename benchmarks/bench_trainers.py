@@ -95,7 +95,7 @@ def with_hf_trainer(cfg, sampling: str = "group_by_length") -> float:
     from transformers import Trainer, TrainingArguments
 
     from runner.tasks.base import INDEX
-    from runner.train.loop import optimizer_groups
+    from runner.train.setup import optimizer_groups
 
     raw, tokenizer, task, feats = prepared(cfg)
     model = fresh_model(cfg, raw, tokenizer)
@@ -133,7 +133,7 @@ def with_bare_loop(cfg) -> float:
 
     from runner.tasks.base import INDEX
     from runner.train.batching import TrainBatches, eval_batches
-    from runner.train.loop import optimizer_groups
+    from runner.train.setup import optimizer_groups
 
     raw, tokenizer, task, feats = prepared(cfg)
     model = fresh_model(cfg, raw, tokenizer)

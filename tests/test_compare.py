@@ -355,14 +355,9 @@ def test_help_is_fast_and_imports_no_ml_stack(tmp_path):
 
 
 def test_number_formats_and_short_run_names():
-    from runner.track.compare import (
-        Row,
-        distinct_names,
-        fmt_count,
-        fmt_duration,
-        fmt_fraction,
-        fmt_metric,
-    )
+    from runner.track.compare_format import fmt_count, fmt_duration, fmt_fraction, fmt_metric
+    from runner.track.compare_rows import distinct_names
+    from runner.track.compare_select import Row
 
     assert fmt_count(109_484_547.0) == "109,484,547" and fmt_count(None) == "-"
     assert fmt_metric(0.123456) == "0.1235" and fmt_metric(float("nan")) == "-"

@@ -149,6 +149,26 @@ def test_max_length_beyond_positions_is_rejected():
     assert "512 positions" in problem
 
 
+def test_objective_must_be_a_metric_of_the_head():
+    (problem,) = problems_of(["trainer.objective=eval/acuracy"])
+    assert "trainer.objective" in problem and "eval/accuracy" in problem
+    (problem,) = problems_of(["head.regression=true", "trainer.objective=eval/accuracy"])
+    assert "eval/mse" in problem
+    validate(compose(["head.regression=true", "trainer.objective=eval/mse"]))
+    validate(compose(["model=t5", "head=seq2seq", "trainer.objective=eval/bleu"]))
+
+
+def test_fp16_without_a_gpu_is_refused_up_front():
+    (problem,) = problems_of(["trainer.mixed_precision=fp16", "trainer.cpu=true"])
+    assert "fp16 needs a GPU" in problem and "bf16" in problem
+
+
+def test_qa_doc_stride_must_be_smaller_than_max_length():
+    (problem,) = problems_of(["head=qa", "data.max_length=64", "head.doc_stride=64"])
+    assert "head.doc_stride" in problem and "data.max_length=64" in problem
+    validate(compose(["head=qa", "data.max_length=64", "head.doc_stride=16"]))
+
+
 def test_misspelled_key_fails_with_the_full_key():
     result = run_cli("trainer.learning_rate=0.1", "--cfg", "job")
     assert result.returncode != 0

@@ -19,6 +19,8 @@ MAX_LINES = 400
 
 def stage_of(module: str) -> str:
     parts = module.split(".")
+    if module == "runner":  # the package's __init__: a version string, nothing to import
+        return "base"
     if len(parts) > 2 or (len(parts) == 2 and parts[1] in STAGES):
         return parts[1]
     return "base" if parts[-1] in BASE else "entry"

@@ -14,6 +14,7 @@ HEAVY = ("torch", "transformers", "datasets", "mlflow")
 COMMANDS = [
     ["-m", "runner", "--help"],
     ["-m", "runner", "--cfg", "job"],
+    ["-m", "runner", "-v", "--cfg", "job"],  # -v is runner's, stripped before Hydra parses
     ["-m", "runner.inspect", "--help"],
     ["-m", "runner", "model=bert", "head=seq2seq"],  # a validation error
     ["-m", "runner.compare", "--help"],

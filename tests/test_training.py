@@ -287,3 +287,55 @@ def test_resume_into_another_tracking_store_starts_a_new_mlflow_run(tmp_path, ca
     assert "is not in this store" in caplog.text
     _, (record,) = mlflow_runs(other)
     assert record.info.status == "FINISHED" and record.info.run_id != info["mlflow_run_id"]
+
+
+# ------------------------------------------------------------------ the training parts
+
+# Two runs in one process (a sweep's jobs) with different settings. In a subprocess: the
+# first, unreset Accelerator leaves accelerate's process-wide state set.
+TWO_ACCELERATORS = """
+import json
+from accelerate import Accelerator
+from runner.train.accelerator import fresh_accelerator
+
+Accelerator(cpu=True, mixed_precision="no")
+try:
+    plain = Accelerator(cpu=True, mixed_precision="bf16").mixed_precision
+except ValueError as refused:
+    plain = f"refused: {refused}"
+fresh = fresh_accelerator(cpu=True, mixed_precision="bf16", gradient_accumulation_steps=3)
+print(json.dumps({"plain": plain, "fresh": [fresh.mixed_precision,
+                                             fresh.gradient_state.num_steps]}))
+"""
+
+
+def test_a_second_accelerator_gets_its_own_settings_only_through_fresh_accelerator():
+    done = subprocess.run([sys.executable, "-c", TWO_ACCELERATORS], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["plain"] != "bf16"  # accelerate keeps the first run's setting or refuses
+    assert got["fresh"] == ["bf16", 3]
+
+
+def test_the_body_cache_covers_what_the_task_registry_says(monkeypatch):
+    from runner.config.tasks import TASKS, TaskSpec
+    from runner.train import body_cache
+
+    fake = TaskSpec("fake_head", "AutoModel", "nowhere:Nothing", required_roles=("text",),
+                    body_cache={"bert": "first", "gpt2": "last"})
+    monkeypatch.setitem(TASKS, fake.name, fake)
+    assert body_cache.KINDS["gpt2", "fake_head"] == "last"
+    assert ("roberta", "fake_head") not in body_cache.KINDS
+    assert "fake_head on bert and gpt2" in body_cache.covered()
+
+
+def test_max_steps_decides_the_step_budget_over_max_epochs():
+    from omegaconf import OmegaConf
+
+    from runner.train.setup import step_budget
+
+    settings = OmegaConf.create({"grad_accum": 2, "max_epochs": 3, "max_steps": None})
+    assert step_budget(settings, batches_per_epoch=9) == (15, 3)  # ceil(9 / 2) * 3 epochs
+    settings.max_steps = 7
+    assert step_budget(settings, batches_per_epoch=9) == (7, 2)

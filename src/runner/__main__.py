@@ -1,4 +1,8 @@
-"""`python -m runner` / `runner`: compose the config with Hydra, then run the experiment."""
+"""`python -m runner` / `runner`: compose the config with Hydra, then run the experiment.
+
+`-v` / `--verbose` (anywhere on the command line; Hydra never sees it) shows runner's
+DEBUG lines and lets the libraries speak (src/runner/console.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from runner import console
 from runner.cli import in_multirun, refuse_unlisted_targets, report_errors
 from runner.config.compose import CONFIG_DIR
 from runner.distributed import share_run_stamp
@@ -26,8 +31,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def entry() -> None:
-    refuse_unlisted_targets(sys.argv[1:])
-    share_run_stamp(sys.argv[1:])  # before Hydra composes: all ranks, one run directory
+    argv, verbose = console.strip_verbose(sys.argv[1:])
+    sys.argv[1:] = argv  # Hydra reads sys.argv
+    console.setup(verbose)
+    refuse_unlisted_targets(argv)
+    share_run_stamp(argv)  # before Hydra composes: all ranks, one run directory
     main()
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from runner import console
 from runner.cli import refuse_unlisted_targets, report_errors
 
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*",
                         help="Hydra overrides, e.g. model=gpt2 freeze=bitfit")
     args = parser.parse_args(argv)
+    console.setup()
     refuse_unlisted_targets(args.overrides)
     with report_errors():
         from runner.config.compose import compose

@@ -36,10 +36,11 @@ def run(cfg: DictConfig) -> float | None:
     from runner.train.loop import Trainer
     from runner.train.resume import resolve_resume
     from runner.train.run_file import recorded_status, write_run_file
+    from runner.train.setup import build_training
 
-    # The checkpoint is vetted (readable, right family, no custom code, reachable) before
-    # anything is recorded or read.
-    resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
+    # The checkpoint is vetted once (readable, right family, no custom code, reachable)
+    # before anything is recorded or read; the model is built from this result.
+    checkpoint = resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
     state = distributed.init_process_group(cfg.trainer.cpu)
     distributed.warn_if_launched_alone()
     where = locate(cfg)
@@ -55,7 +56,8 @@ def run(cfg: DictConfig) -> float | None:
             raw = load_data(cfg)
             record_in_config(cfg, raw.labels)
             tokenizer = load_tokenizer(cfg, raw)
-        model = build_model(cfg, build_config(cfg, raw.labels, config_values(cfg, tokenizer)))
+        config = build_config(cfg, raw.labels, config_values(cfg, tokenizer), checkpoint)
+        model = build_model(cfg, config, checkpoint)
         plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
         show_plan(cfg, model, plan)
         tracker.log_config(cfg, final=True)  # now with what the data decided
@@ -65,8 +67,10 @@ def run(cfg: DictConfig) -> float | None:
         task = task_for(cfg, tokenizer, raw.labels)
         with state.main_process_first():
             features = task.features(raw)
-        trainer = Trainer(cfg, model, task, features, output_dir, tracker.log_metrics,
-                          objective(cfg), plan, head_spec(cfg).body)
+        parts = build_training(cfg, model, task, features, plan, head_spec(cfg).body,
+                               output_dir)
+        trainer = Trainer(cfg.trainer, parts, task, features, tracker.log_metrics,
+                          objective(cfg))
         if resume_dir is not None:
             trainer.resume(resume_dir)
         result = trainer.fit()

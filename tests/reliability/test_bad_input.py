@@ -2,19 +2,27 @@
 and the fix, leaves no MLflow run RUNNING, and writes nothing that trips the next run.
 
 All cases run in one working directory with one MLflow store; a good run at the end must
-then succeed there.
+then succeed there. Every case runs in this process through the CLI's own error path
+(compose, `run(cfg)` inside `report_errors`), which is what `python -m runner` does after
+start-up; a few cases per command also run as real commands, for the real exit code and a
+stderr without a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import fast, mlflow_runs
+from conftest import compose, fast, mlflow_runs
+from runner.cli import report_errors
 
 FAST = fast("seqcls", "bert", "trainer.max_epochs=1")
 
@@ -105,24 +113,98 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case,overrides,expected", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_fails_clearly_and_leaves_nothing_running(workdir, files, case, overrides,
-                                                            expected):
-    done = subprocess.run([sys.executable, "-m", "runner", *overrides(files)], cwd=workdir,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0, done.stdout[-2000:]
-    assert expected in done.stderr, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
+@contextlib.contextmanager
+def in_directory(path: Path):  # contextlib.chdir is Python 3.11+
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def run_in_process(workdir: Path, overrides: list[str], name: str) -> tuple[int, str]:
+    """`python -m runner overrides` from workdir, in this process: (exit code, stderr)."""
+    from runner.run import run
+
+    out = workdir / "outputs" / "runs" / re.sub(r"\W+", "-", name)
+    stderr = io.StringIO()
+    with (in_directory(workdir), contextlib.redirect_stderr(stderr),
+          pytest.raises(SystemExit) as exited, report_errors()):
+        run(compose([*overrides, f"trainer.output_dir={out}"]))
+    return exited.value.code, stderr.getvalue()
+
+
+def assert_nothing_running(workdir: Path) -> None:
     _, runs = mlflow_runs(workdir / "mlflow.db")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     for run_file in workdir.glob("outputs/**/run.json"):
         assert json.loads(run_file.read_text())["status"] != "RUNNING", run_file
 
 
-def test_a_good_run_then_succeeds_in_the_same_place(workdir, files):
-    done = subprocess.run([sys.executable, "-m", "runner", *FAST, *local(files, "good")],
-                          cwd=workdir, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("case,overrides,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_clearly_and_leaves_nothing_running(workdir, files, case, overrides,
+                                                            expected):
+    code, stderr = run_in_process(workdir, overrides(files), case)
+    assert code == 2, stderr[-2000:]
+    assert expected in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert_nothing_running(workdir)
+
+
+# Real commands: Hydra's own composition error, a validation error, a data error found after
+# the MLflow run started; and one case each for runner.inspect and runner.compare.
+CLI_CASES = ["unknown option", "heads not dividing", "missing column"]
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_bad_input_on_the_command_line(workdir, files, case):
+    _, overrides, expected = next(c for c in CASES if c[0] == case)
+    done = subprocess.run([sys.executable, "-m", "runner", *overrides(files)], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert expected in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert_nothing_running(workdir)
+
+
+# What a library prints on its own: MLflow's log format and run links, datasets' and
+# transformers' progress bars. runner's console shows none of it (src/runner/console.py).
+LIBRARY_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (DEBUG|INFO) |View run|"
+                          r"Saving the dataset|Loading weights|^Map", re.MULTILINE)
+
+
+def test_the_console_shows_runner_lines_only(workdir, files):
+    done = subprocess.run([sys.executable, "-m", "runner", *FAST, *local(files, "good"),
+                           "logger.tracking_uri=sqlite:///console.db"], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "rows from" in done.stdout and "final metrics:" in done.stdout
+    assert not LIBRARY_LINE.findall(done.stdout + done.stderr), done.stdout + done.stderr
+
+
+def test_bad_input_to_inspect_on_the_command_line(workdir):
+    done = subprocess.run([sys.executable, "-m", "runner.inspect", "model=distilbert",
+                           "head=causal_lm"], cwd=workdir, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert "no causal_lm model for the distilbert family" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_input_to_compare_on_the_command_line(workdir):
+    done = subprocess.run([sys.executable, "-m", "runner.compare", "--runs", "no-such-run"],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert "no-such-run" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_good_run_then_succeeds_in_the_same_place(workdir, files):
+    from runner.run import run
+
+    with in_directory(workdir):
+        run(compose([*FAST, *local(files, "good"), f"trainer.output_dir={workdir / 'good'}"]))
     _, runs = mlflow_runs(workdir / "mlflow.db")
     assert [r.info.status for r in runs].count("FINISHED") == 1
     assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)

@@ -1,18 +1,54 @@
 """Faults during training: NaN losses, write errors while saving (interruptions and crashes
-mid-save are in tests/test_training.py and tests/test_tracking.py)."""
+mid-save are in tests/test_training.py and tests/test_tracking.py).
+
+Each run happens in this process as `python -m runner` runs it after start-up: composed,
+then `run(cfg)` inside the CLI's error handler, from the test's directory (so the MLflow
+store is ./mlflow.db there); the real command line is tested in test_bad_input.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
+import logging
+import os
+from dataclasses import dataclass
 
-from conftest import fast, mlflow_runs
+from conftest import compose, fast, mlflow_runs
+from runner.cli import report_errors
 
 
-def run(workdir, *overrides):
-    return subprocess.run([sys.executable, "-m", "runner", *overrides], cwd=workdir,
-                          capture_output=True, text=True, timeout=300)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(workdir, *overrides) -> Done:
+    """`python -m runner overrides` from workdir, in this process: its exit code and output
+    (runner's log lines included in stdout, where the console shows them)."""
+    from runner.run import run as run_experiment
+
+    overrides = list(overrides)
+    if not any(o.startswith("trainer.output_dir=") for o in overrides):
+        overrides.append(f"trainer.output_dir={workdir / 'outputs' / 'run'}")
+    out, err = io.StringIO(), io.StringIO()
+    lines = logging.StreamHandler(out)
+    logging.getLogger("runner").addHandler(lines)
+    before, code = os.getcwd(), 0
+    os.chdir(workdir)
+    try:
+        with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+              report_errors()):
+            run_experiment(compose(overrides))
+    except SystemExit as exited:
+        code = exited.code
+    finally:
+        os.chdir(before)
+        logging.getLogger("runner").removeHandler(lines)
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 def test_nan_loss_stops_the_run_failed_with_the_step(tmp_path):

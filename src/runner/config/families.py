@@ -18,12 +18,13 @@ class HeadSpec:
     body: str  # where the base model sits in the task model ("" = the task model itself)
     head_modules: tuple[str, ...]  # modules outside the body that make up the task head
     blocks: tuple[str, ...] | None = None  # override of Family.blocks for this head
+    # Config values this family needs for this head (e.g. BERT as a causal LM is a decoder).
+    config: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Family:
-    name: str
-    model_type: str  # transformers' model_type
+    name: str  # runner's family name, which is also transformers' model_type
     default_checkpoint: str
     # The default checkpoint's architecture, used for scratch models when its config.json
     # cannot be read locally, and for validation before transformers is imported.
@@ -34,14 +35,18 @@ class Family:
     layers_keys: tuple[str, ...]
     embeddings: tuple[str, ...]  # embedding modules, relative to the body
     blocks: tuple[str, ...]  # ModuleLists of transformer blocks, bottom to top, per stack
-    above_blocks: tuple[str, ...]  # body modules above the top block (pooler, final norm)
-    encoder: tuple[str, ...]  # what freeze=encoder freezes (encoder-decoder families only)
-    norm_classes: tuple[str, ...]  # normalization layer classes (freeze=layernorm)
     tokenizer_kind: str  # tokenizer trained for init=scratch: wordpiece | bpe | unigram
     heads: dict[str, HeadSpec] = field(default_factory=dict)
+    above_blocks: tuple[str, ...] = ()  # body modules above the top block (pooler, final norm)
+    encoder: tuple[str, ...] = ()  # what freeze=encoder freezes (encoder-decoder families)
+    norm_classes: tuple[str, ...] = ("LayerNorm",)  # normalization classes (freeze=layernorm)
     # Heads are split across heads only when hidden size is a multiple of the head count
     # (T5 has its own per-head size d_kv, so any head count is valid there).
     heads_must_divide_hidden: bool = True
+
+    @property
+    def model_type(self) -> str:
+        return self.name
 
     @property
     def encoder_decoder(self) -> bool:
@@ -75,44 +80,55 @@ _BERT_CONFIG = {
     "type_vocab_size": 2,
 }
 
-FAMILIES: dict[str, Family] = {
-    "bert": Family(
-        name="bert",
-        model_type="bert",
-        default_checkpoint="bert-base-uncased",
-        default_config=_BERT_CONFIG,
-        hidden_key="hidden_size",
-        heads_key="num_attention_heads",
+
+_DISTILBERT_CONFIG = {
+    "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072,
+    "max_position_embeddings": 512,
+}
+_ROBERTA_CONFIG = {
+    "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12,
+    "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 514,
+    "type_vocab_size": 1, "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0,
+    "eos_token_id": 2,
+}
+_GPT2_CONFIG = {"vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12,
+                "n_positions": 1024}
+_T5_CONFIG = {
+    "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6,
+    "num_heads": 8, "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
+}
+
+
+def _bert_like(name: str, prefix: str, checkpoint: str, config: dict, tokenizer_kind: str,
+               lm_head: tuple[str, str]) -> Family:
+    """BERT and RoBERTa share their layout; only names, defaults and the LM head (class,
+    module) differ. As causal LMs they must be decoders (they predict the next token only
+    then)."""
+    lm_class, lm_module = lm_head
+    return Family(
+        name, checkpoint, config,
+        hidden_key="hidden_size", heads_key="num_attention_heads",
         layers_keys=("num_hidden_layers",),
-        embeddings=("embeddings",),
-        blocks=("encoder.layer",),
-        above_blocks=("pooler",),
-        encoder=(),
-        norm_classes=("LayerNorm",),
-        tokenizer_kind="wordpiece",
+        embeddings=("embeddings",), blocks=("encoder.layer",), above_blocks=("pooler",),
+        tokenizer_kind=tokenizer_kind,
         heads={
-            "seqcls": HeadSpec("BertForSequenceClassification", "bert", ("classifier",)),
-            "causal_lm": HeadSpec("BertLMHeadModel", "bert", ("cls",)),
-            "qa": HeadSpec("BertForQuestionAnswering", "bert", ("qa_outputs",)),
-            "tokencls": HeadSpec("BertForTokenClassification", "bert", ("classifier",)),
+            "seqcls": HeadSpec(f"{prefix}ForSequenceClassification", name, ("classifier",)),
+            "causal_lm": HeadSpec(lm_class, name, (lm_module,), config={"is_decoder": True}),
+            "qa": HeadSpec(f"{prefix}ForQuestionAnswering", name, ("qa_outputs",)),
+            "tokencls": HeadSpec(f"{prefix}ForTokenClassification", name, ("classifier",)),
         },
-    ),
+    )
+
+
+# Each entry: name (= model_type), default checkpoint and its config; the size keys; the
+# layout (embeddings, blocks, what sits above them); the tokenizer kind; the heads.
+FAMILIES: dict[str, Family] = {
+    "bert": _bert_like("bert", "Bert", "bert-base-uncased", _BERT_CONFIG, "wordpiece",
+                       lm_head=("BertLMHeadModel", "cls")),
     "distilbert": Family(
-        name="distilbert",
-        model_type="distilbert",
-        default_checkpoint="distilbert-base-uncased",
-        default_config={
-            "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12,
-            "hidden_dim": 3072, "max_position_embeddings": 512,
-        },
-        hidden_key="dim",
-        heads_key="n_heads",
-        layers_keys=("n_layers",),
-        embeddings=("embeddings",),
-        blocks=("transformer.layer",),
-        above_blocks=(),
-        encoder=(),
-        norm_classes=("LayerNorm",),
+        "distilbert", "distilbert-base-uncased", _DISTILBERT_CONFIG,
+        hidden_key="dim", heads_key="n_heads", layers_keys=("n_layers",),
+        embeddings=("embeddings",), blocks=("transformer.layer",),
         tokenizer_kind="wordpiece",
         heads={
             "seqcls": HeadSpec(
@@ -125,48 +141,12 @@ FAMILIES: dict[str, Family] = {
             ),
         },
     ),
-    "roberta": Family(
-        name="roberta",
-        model_type="roberta",
-        default_checkpoint="roberta-base",
-        default_config={
-            "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12,
-            "num_attention_heads": 12, "intermediate_size": 3072,
-            "max_position_embeddings": 514, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
-            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
-        },
-        hidden_key="hidden_size",
-        heads_key="num_attention_heads",
-        layers_keys=("num_hidden_layers",),
-        embeddings=("embeddings",),
-        blocks=("encoder.layer",),
-        above_blocks=("pooler",),
-        encoder=(),
-        norm_classes=("LayerNorm",),
-        tokenizer_kind="bpe",
-        heads={
-            "seqcls": HeadSpec("RobertaForSequenceClassification", "roberta", ("classifier",)),
-            "causal_lm": HeadSpec("RobertaForCausalLM", "roberta", ("lm_head",)),
-            "qa": HeadSpec("RobertaForQuestionAnswering", "roberta", ("qa_outputs",)),
-            "tokencls": HeadSpec("RobertaForTokenClassification", "roberta", ("classifier",)),
-        },
-    ),
+    "roberta": _bert_like("roberta", "Roberta", "roberta-base", _ROBERTA_CONFIG, "bpe",
+                          lm_head=("RobertaForCausalLM", "lm_head")),
     "gpt2": Family(
-        name="gpt2",
-        model_type="gpt2",
-        default_checkpoint="gpt2",
-        default_config={
-            "vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12,
-            "n_positions": 1024,
-        },
-        hidden_key="n_embd",
-        heads_key="n_head",
-        layers_keys=("n_layer",),
-        embeddings=("wte", "wpe"),
-        blocks=("h",),
-        above_blocks=("ln_f",),
-        encoder=(),
-        norm_classes=("LayerNorm",),
+        "gpt2", "gpt2", _GPT2_CONFIG,
+        hidden_key="n_embd", heads_key="n_head", layers_keys=("n_layer",),
+        embeddings=("wte", "wpe"), blocks=("h",), above_blocks=("ln_f",),
         tokenizer_kind="bpe",
         heads={
             "seqcls": HeadSpec("GPT2ForSequenceClassification", "transformer", ("score",)),
@@ -176,23 +156,12 @@ FAMILIES: dict[str, Family] = {
         },
     ),
     "t5": Family(
-        name="t5",
-        model_type="t5",
-        default_checkpoint="t5-small",
-        default_config={
-            "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048,
-            "num_layers": 6, "num_heads": 8,
-            "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
-        },
-        hidden_key="d_model",
-        heads_key="num_heads",
+        "t5", "t5-small", _T5_CONFIG,
+        hidden_key="d_model", heads_key="num_heads",
         layers_keys=("num_layers", "num_decoder_layers"),
-        embeddings=("shared",),
-        blocks=("encoder.block", "decoder.block"),
+        embeddings=("shared",), blocks=("encoder.block", "decoder.block"),
         above_blocks=("encoder.final_layer_norm", "decoder.final_layer_norm"),
-        encoder=("encoder",),
-        norm_classes=("T5LayerNorm",),
-        tokenizer_kind="unigram",
+        encoder=("encoder",), norm_classes=("T5LayerNorm",), tokenizer_kind="unigram",
         heads_must_divide_hidden=False,
         heads={
             "seqcls": HeadSpec(

@@ -1,17 +1,23 @@
-"""The registry of heads: everything runner knows about a task, in one line per task.
+"""The registry of heads: everything runner knows about a task, in one entry per task.
 
 Pure data (no torch import), so validation and `--help` stay light. The behaviour of a
-task (preprocessing, collator, evaluation step, metrics) lives in the module its
-`implementation` names, imported only when a run needs it.
+task (preprocessing, collator, evaluation step, metrics, the settings that shape its
+features) lives in the module its `implementation` names, imported only when a run needs
+it. The family tables (runner.config.families) say which families offer a head.
 
 Adding a head: write `runner/tasks/<name>.py` (a `Task` subclass) and add its `TaskSpec`
-here (or call `register()` from your own code), plus `conf/head/<name>.yaml` or the node
-`register()` stores for you.
+below, with a `HeadSpec` in each family that offers it and `conf/head/<name>.yaml`; or do
+all of that from your own code with one `register(spec, family_heads, head_config)` call.
+tests/test_registry.py checks that every registered head is complete.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import Problem
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,18 @@ class TaskSpec:
     # head x family -> what the frozen-body cache stores (see runner.train.body_cache)
     body_cache: dict[str, str] = field(default_factory=dict)
     regression_metrics: tuple[Metric, ...] = ()  # reported instead when head.regression=true
-    regression_objective: str = ""
+    regression_objective: str = ""  # (a head without regression metrics has no regression)
+    # What the data decides before any model exists: "classes" (a label per row), "tags"
+    # (a tag per word) or "" (nothing); the label count and names then shape the head.
+    labels: str = ""
+    problem_type: str = ""  # transformers' config.problem_type for class labels
+    row_ids: bool = False  # rows keep an id: post-processing matches predictions by it
+    translation_rows: bool = False  # {"translation": {lang: text}} rows give source / target
+    word_inputs: bool = False  # text comes as pre-split words (byte-level BPE: prefix space)
+    fast_tokenizer: bool = False  # preprocessing needs a fast tokenizer (offsets, word ids)
+    # Checks of the head's own settings, run by validate() with all the others:
+    # cfg -> problems. Pure config (no torch), like everything here.
+    checks: tuple[Callable[[Any], list[Problem]], ...] = ()
 
     def default_objective(self, regression: bool = False) -> str:
         return self.regression_objective if regression else self.objective
@@ -50,6 +67,16 @@ class TaskSpec:
 
     def metric_names(self, regression: bool = False) -> list[str]:
         return [m.name for m in (self.regression_metrics if regression else self.metrics)]
+
+
+def _doc_stride_fits(cfg: Any) -> list[Problem]:
+    stride, max_length = cfg.head.doc_stride, cfg.data.max_length
+    if stride < max_length:
+        return []
+    return [Problem("head.doc_stride", f"{stride} must be smaller than data.max_length="
+                    f"{max_length} (neighbouring windows share doc_stride tokens)",
+                    f"set head.doc_stride below {max_length} (e.g. "
+                    f"head.doc_stride={max(max_length // 4, 1)}), or raise data.max_length")]
 
 
 _LOSS = Metric("loss", "min", "unbounded")
@@ -88,6 +115,7 @@ for _spec in (
         metrics=(_LOSS, Metric("accuracy"), Metric("f1_macro")),
         regression_metrics=(_LOSS, Metric("mse", "min", "unbounded")),
         objective="accuracy", regression_objective="mse",
+        labels="classes", problem_type="single_label_classification",
         body_cache={"bert": "pooled", "roberta": "first", "distilbert": "first",
                     "gpt2": "last"},
     ),
@@ -108,6 +136,7 @@ for _spec in (
         tokenizer_texts=("source", "target"),
         metrics=(_LOSS, Metric("bleu", "max", "0-100")),
         objective="bleu",
+        translation_rows=True,
     ),
     TaskSpec(
         "qa", "AutoModelForQuestionAnswering",
@@ -118,6 +147,7 @@ for _spec in (
         metrics=(Metric("exact_match", "max", "0-100"), Metric("f1", "max", "0-100")),
         objective="f1",
         body_cache=dict.fromkeys(_ENCODERS, "sequence"),
+        row_ids=True, fast_tokenizer=True, checks=(_doc_stride_fits,),
     ),
     TaskSpec(
         "tokencls", "AutoModelForTokenClassification",
@@ -129,6 +159,7 @@ for _spec in (
                  Metric("accuracy")),
         objective="f1",
         body_cache=dict.fromkeys(_ENCODERS, "sequence"),
+        labels="tags", word_inputs=True, fast_tokenizer=True,
     ),
 ):
     register(_spec)

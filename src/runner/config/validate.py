@@ -224,11 +224,66 @@ def _check_trainer(cfg: DictConfig, problems: list[Problem]) -> None:
         )
     if t.objective_mode is not None:
         _one_of(problems, "trainer.objective_mode", t.objective_mode, ("max", "min"))
-    if t.objective is not None and not t.objective.startswith("eval/"):
+    _check_precision(t, problems)
+
+
+def _check_precision(t: DictConfig, problems: list[Problem]) -> None:
+    if t.mixed_precision != "fp16":
+        return
+    if t.cpu or not _has_gpu():
+        problems.append(Problem(
+            "trainer.mixed_precision", "fp16 needs a GPU and this run is on the CPU "
+            "(it would silently train in float32)",
+            "use trainer.mixed_precision=bf16 (CPU autocast) or no"))
+
+
+def _has_gpu() -> bool:
+    import torch  # only when fp16 is asked for: other config errors stay fast without torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
+
+
+def _check_objective(cfg: DictConfig, problems: list[Problem]) -> None:
+    """trainer.objective must be a metric the head reports (else it fails after training)."""
+    objective = cfg.trainer.objective
+    spec = TASKS.get(cfg.head.task)
+    if objective is None or spec is None:
+        return
+    regression = bool(cfg.head.regression)
+    known = [f"eval/{name}" for name in spec.metric_names(regression)]
+    if objective not in known:
+        what = "regression" if regression else cfg.head.task
         problems.append(
-            Problem("trainer.objective", f"{t.objective!r} is not an evaluation metric",
-                    "name an eval metric, e.g. trainer.objective=eval/accuracy")
+            Problem("trainer.objective", f"{objective!r} is not an evaluation metric of "
+                    f"head={what}; it reports {', '.join(known)}",
+                    f"set trainer.objective to one of {', '.join(known)} "
+                    f"(e.g. trainer.objective={known[-1]})")
         )
+
+
+def _check_head(cfg: DictConfig, problems: list[Problem]) -> None:
+    head = cfg.head
+    spec = TASKS.get(head.task)
+    if head.num_labels is not None and head.num_labels < 1:
+        problems.append(Problem("head.num_labels", f"{head.num_labels} must be >= 1",
+                                "set head.num_labels to the number of classes"))
+    if head.label_names and head.num_labels and len(head.label_names) != head.num_labels:
+        problems.append(
+            Problem("head.label_names", f"{len(head.label_names)} names for "
+                    f"{head.num_labels} labels", "give one name per label, or drop one setting")
+        )
+    if head.regression and spec is not None and not spec.regression_metrics:
+        regressors = [name for name, s in TASKS.items() if s.regression_metrics]
+        problems.append(Problem("head.regression",
+                                f"regression is only for head={'|'.join(regressors)}",
+                                "drop head.regression"))
+    if head.num_beams < 1:
+        problems.append(Problem("head.num_beams", f"{head.num_beams} must be >= 1",
+                                "set head.num_beams=1 (greedy) or more"))
+    if spec is not None:
+        for check in spec.checks:  # the head's own settings, checked by its registry entry
+            problems.extend(check(cfg))
 
 
 def validate(cfg: DictConfig) -> None:
@@ -251,23 +306,12 @@ def validate(cfg: DictConfig) -> None:
         )
     if family_ok:
         _check_overrides(cfg, problems)
-    if head.num_labels is not None and head.num_labels < 1:
-        problems.append(Problem("head.num_labels", f"{head.num_labels} must be >= 1",
-                                "set head.num_labels to the number of classes"))
-    if head.label_names and head.num_labels and len(head.label_names) != head.num_labels:
-        problems.append(
-            Problem("head.label_names", f"{len(head.label_names)} names for "
-                    f"{head.num_labels} labels", "give one name per label, or drop one setting")
-        )
-    if head.regression and head.task != "seqcls":
-        problems.append(Problem("head.regression", "regression is only for head=seqcls",
-                                "drop head.regression"))
-    if head.num_beams < 1:
-        problems.append(Problem("head.num_beams", f"{head.num_beams} must be >= 1",
-                                "set head.num_beams=1 (greedy) or more"))
+    _check_head(cfg, problems)
     _check_freeze(cfg, problems)
     _check_data(cfg, problems)
     _check_trainer(cfg, problems)
+    if head_ok:
+        _check_objective(cfg, problems)
     _one_of(problems, "logger.name", cfg.logger.name, LOGGERS)
     _one_of(problems, "inspect.output", cfg.inspect.output, INSPECT_OUTPUTS)
     if cfg.inspect.depth < 1:

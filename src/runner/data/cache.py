@@ -23,9 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-# Settings that change what preprocessing produces.
-PREPROCESSING_KEYS = ("data.max_length", "data.block_size", "head.task", "head.doc_stride",
-                      "head.source_prefix", "head.max_target_length")
+# Settings that change what any head's preprocessing produces; each task adds its own.
+PREPROCESSING_KEYS = ("data.max_length", "head.task")
 
 
 def cache_root() -> Path:
@@ -40,13 +39,14 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def features_key(cfg: DictConfig, raw, tokenizer, code: list[Any]) -> str:
+def features_key(cfg: DictConfig, raw, tokenizer, code: list[Any],
+                 settings: tuple[str, ...] = ()) -> str:
     # The raw splits' fingerprints cover their content with labels already mapped to ids
     # (label names and head.num_labels do not change the features, so a sweep over them
     # shares one entry).
-    settings = {k: OmegaConf.select(cfg, k) for k in PREPROCESSING_KEYS}
+    values = {k: OmegaConf.select(cfg, k) for k in (*PREPROCESSING_KEYS, *settings)}
     parts = [raw.train._fingerprint, raw.validation._fingerprint, tokenizer_fingerprint(tokenizer),
-             settings, datasets.__version__,
+             values, datasets.__version__,
              [hashlib.sha256(inspect.getsource(c).encode()).hexdigest() for c in code]]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

@@ -1,13 +1,9 @@
-"""Column mapping: the user's columns renamed to the head's canonical roles.
-
-    seqcls    text, [text_pair], label        tokencls  tokens, tags
-    qa        id, question, context, answers  seq2seq   source, target
-    causal_lm text
-"""
+"""Column mapping: the user's columns renamed to the head's canonical roles (its
+required and optional roles in runner.config.tasks)."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runner.config.tasks import TASKS
 from runner.errors import DataError
@@ -24,9 +20,6 @@ COLUMN_CANDIDATES = {
     "tokens": ("tokens", "words"),
     "tags": ("ner_tags", "tags", "labels", "label"),
 }
-
-# head -> (required roles, optional roles); the order is also the column order assumed for
-# header-less files without data.column_names.
 
 
 def _translation_columns(rows: list[dict], data_cfg: DictConfig, where: str) -> list[dict]:
@@ -65,14 +58,14 @@ def map_columns(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -
     """Rename the user's columns to the head's canonical roles."""
     if not rows:
         raise DataError(f"{where} has no rows. Give a file with data in it.")
-    if task == "seq2seq" and "translation" in rows[0] and not data_cfg.columns.source:
-        return _translation_columns(rows, data_cfg, where)
     spec = TASKS[task]
+    if spec.translation_rows and "translation" in rows[0] and not data_cfg.columns.source:
+        return _translation_columns(rows, data_cfg, where)
     required, optional = spec.required_roles, spec.optional_roles
     found = list(rows[0])
     mapping = {}
     for role in (*required, *optional):
-        configured = data_cfg.columns[role]
+        configured = OmegaConf.select(data_cfg, f"columns.{role}")  # None for a new role
         if configured is not None:
             if configured not in found:
                 raise DataError(
@@ -82,7 +75,7 @@ def map_columns(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -
             mapping[role] = configured
             continue
         # a column already claimed by another role (e.g. "label") is not reused
-        column = next((c for c in COLUMN_CANDIDATES[role]
+        column = next((c for c in COLUMN_CANDIDATES.get(role, (role,))
                        if c in found and c not in mapping.values()), None)
         if column is not None:
             mapping[role] = column
@@ -94,7 +87,7 @@ def map_columns(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -
     out = []
     for i, row in enumerate(rows):
         mapped = {role: row[column] for role, column in mapping.items()}
-        if task == "qa":  # post-processing matches predictions to questions by id
+        if spec.row_ids:  # post-processing matches predictions to rows by id
             mapped["id"] = str(row.get("id", i))
         out.append(mapped)
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,62 +45,77 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
+def _rows(splits: dict[str, list[dict]]) -> Iterator[tuple[str, int, dict]]:
+    """(split, 1-based row number, row) over every split: errors name the row."""
+    for split, rows in splits.items():
+        for i, r in enumerate(rows, 1):
+            yield split, i, r
+
+
 def class_labels(splits: dict[str, list[dict]], head: DictConfig, where: dict[str, str]
                   ) -> Labels:
     """Map seqcls labels to ids and check them, naming the split and row of any bad one."""
-    values = [r["label"] for rows in splits.values() for r in rows]
-    for split, rows in splits.items():
-        for i, r in enumerate(rows, 1):
-            if _is_missing(r["label"]) or r["label"] == "":
-                raise DataError(f"{where[split]}, row {i}: the label is empty. Every row needs "
-                                "a label.")
+    for split, i, r in _rows(splits):
+        if _is_missing(r["label"]) or r["label"] == "":
+            raise DataError(f"{where[split]}, row {i}: the label is empty. Every row needs "
+                            "a label.")
     if head.regression:
-        for split, rows in splits.items():
-            for i, r in enumerate(rows, 1):
-                try:
-                    r["label"] = float(r["label"])
-                except (TypeError, ValueError):
-                    raise DataError(f"{where[split]}, row {i}: label {r['label']!r} is not a "
-                                    "number (head.regression=true)") from None
-                if not math.isfinite(r["label"]):
-                    raise DataError(f"{where[split]}, row {i}: label {r['label']} is not a "
-                                    "finite number; it would make the loss NaN. Fix or drop "
-                                    "the row.")
-        return Labels(["score"], regression=True)
+        return _regression_targets(splits, where)
+    values = [r["label"] for _, _, r in _rows(splits)]
     if all(isinstance(v, str) for v in values) and not all(_is_int_text(v) for v in values):
-        names = sorted(set(values))
-        if head.num_labels is not None and len(names) > head.num_labels:
-            raise DataError(
-                f"the data has {len(names)} classes ({', '.join(names[:20])}) but "
-                f"head.num_labels={head.num_labels}. Set head.num_labels={len(names)} or more."
-            )
-        train_names = {r["label"] for r in splits["train"]}
-        for split, rows in splits.items():
-            for i, r in enumerate(rows, 1):
-                if split != "train" and r["label"] not in train_names:
-                    raise DataError(f"{where[split]}, row {i}: label {r['label']!r} never occurs "
-                                    "in the training data, so the model cannot learn it")
-                r["label"] = names.index(r["label"])
-        if head.label_names:
-            log.warning("head.label_names is ignored: string labels name themselves (%s)",
-                        ", ".join(names))
-        names += [f"LABEL_{i}" for i in range(len(names), head.num_labels or len(names))]
-        return Labels(names)
-    # integer labels
-    for split, rows in splits.items():
-        for i, r in enumerate(rows, 1):
-            r["label"] = _as_class_id(r["label"], where[split], i)
-    top = max(r["label"] for rows in splits.values() for r in rows)
-    n = head.num_labels if head.num_labels is not None else top + 1
-    for split, rows in splits.items():
-        for i, r in enumerate(rows, 1):
-            if not 0 <= r["label"] < n:
-                raise DataError(
-                    f"{where[split]}, row {i}: label {r['label']} is outside 0..{n - 1} "
-                    f"(head.num_labels={n}). Set head.num_labels={top + 1} or fix the row."
-                )
-    names = list(head.label_names or [f"LABEL_{i}" for i in range(n)])
+        return _named_classes(splits, head, where, sorted(set(values)))
+    return _class_ids(splits, head, where)
+
+
+def _regression_targets(splits: dict[str, list[dict]], where: dict[str, str]) -> Labels:
+    for split, i, r in _rows(splits):
+        try:
+            r["label"] = float(r["label"])
+        except (TypeError, ValueError):
+            raise DataError(f"{where[split]}, row {i}: label {r['label']!r} is not a "
+                            "number (head.regression=true)") from None
+        if not math.isfinite(r["label"]):
+            raise DataError(f"{where[split]}, row {i}: label {r['label']} is not a "
+                            "finite number; it would make the loss NaN. Fix or drop "
+                            "the row.")
+    return Labels(["score"], regression=True)
+
+
+def _named_classes(splits: dict[str, list[dict]], head: DictConfig, where: dict[str, str],
+                   names: list[str]) -> Labels:
+    """String labels name themselves; their ids follow the sorted names."""
+    if head.num_labels is not None and len(names) > head.num_labels:
+        raise DataError(
+            f"the data has {len(names)} classes ({', '.join(names[:20])}) but "
+            f"head.num_labels={head.num_labels}. Set head.num_labels={len(names)} or more."
+        )
+    train_names = {r["label"] for r in splits["train"]}
+    for split, i, r in _rows(splits):
+        if split != "train" and r["label"] not in train_names:
+            raise DataError(f"{where[split]}, row {i}: label {r['label']!r} never occurs "
+                            "in the training data, so the model cannot learn it")
+        r["label"] = names.index(r["label"])
+    if head.label_names:
+        log.warning("head.label_names is ignored: string labels name themselves (%s)",
+                    ", ".join(names))
+    names += [f"LABEL_{i}" for i in range(len(names), head.num_labels or len(names))]
     return Labels(names)
+
+
+def _class_ids(splits: dict[str, list[dict]], head: DictConfig, where: dict[str, str]
+               ) -> Labels:
+    """Integer labels: ids as given, within 0..num_labels-1."""
+    for split, i, r in _rows(splits):
+        r["label"] = _as_class_id(r["label"], where[split], i)
+    top = max(r["label"] for _, _, r in _rows(splits))
+    n = head.num_labels if head.num_labels is not None else top + 1
+    for split, i, r in _rows(splits):
+        if not 0 <= r["label"] < n:
+            raise DataError(
+                f"{where[split]}, row {i}: label {r['label']} is outside 0..{n - 1} "
+                f"(head.num_labels={n}). Set head.num_labels={top + 1} or fix the row."
+            )
+    return Labels(list(head.label_names or [f"LABEL_{i}" for i in range(n)]))
 
 
 def _is_int_text(value: str) -> bool:
@@ -124,34 +140,39 @@ def _as_class_id(value: Any, where: str, row: int) -> int:
 def tag_labels(splits: dict[str, list[dict]], head: DictConfig, where: dict[str, str]
                 ) -> Labels:
     """Map token tags to ids: string tags sorted (O first), integer tags need names."""
-    for split, rows in splits.items():
-        for i, r in enumerate(rows, 1):
-            if len(r["tokens"]) != len(r["tags"]):
-                raise DataError(f"{where[split]}, row {i}: {len(r['tokens'])} tokens but "
-                                f"{len(r['tags'])} tags")
-            if not r["tokens"]:
-                raise DataError(f"{where[split]}, row {i}: no tokens")
-    tags = {t for rows in splits.values() for r in rows for t in r["tags"]}
+    for split, i, r in _rows(splits):
+        if len(r["tokens"]) != len(r["tags"]):
+            raise DataError(f"{where[split]}, row {i}: {len(r['tokens'])} tokens but "
+                            f"{len(r['tags'])} tags")
+        if not r["tokens"]:
+            raise DataError(f"{where[split]}, row {i}: no tokens")
+    tags = {t for _, _, r in _rows(splits) for t in r["tags"]}
     if all(isinstance(t, str) for t in tags):
-        names = sorted(tags, key=lambda t: (t != "O", t[2:], t))
-        if head.num_labels is not None and len(names) > head.num_labels:
-            raise DataError(f"the data has {len(names)} tags but head.num_labels="
-                            f"{head.num_labels}. Set head.num_labels={len(names)} or more.")
-        ids = {name: i for i, name in enumerate(names)}
-        for rows in splits.values():
-            for r in rows:
-                r["tags"] = [ids[t] for t in r["tags"]]
-        return Labels(names)
+        return _named_tags(splits, head, tags)
+    return _tag_ids(splits, head, where)
+
+
+def _named_tags(splits: dict[str, list[dict]], head: DictConfig, tags: set[str]) -> Labels:
+    names = sorted(tags, key=lambda t: (t != "O", t[2:], t))
+    if head.num_labels is not None and len(names) > head.num_labels:
+        raise DataError(f"the data has {len(names)} tags but head.num_labels="
+                        f"{head.num_labels}. Set head.num_labels={len(names)} or more.")
+    ids = {name: i for i, name in enumerate(names)}
+    for _, _, r in _rows(splits):
+        r["tags"] = [ids[t] for t in r["tags"]]
+    return Labels(names)
+
+
+def _tag_ids(splits: dict[str, list[dict]], head: DictConfig, where: dict[str, str]) -> Labels:
     if not head.label_names:
         raise DataError(
             "the tags are integers, so their names are unknown. Give them with "
             "head.label_names=[O,B-PER,I-PER,...] (index = tag id) so entities can be scored."
         )
     n = len(head.label_names)
-    for split, rows in splits.items():
-        for i, r in enumerate(rows, 1):
-            bad = [t for t in r["tags"] if not isinstance(t, int) or not 0 <= t < n]
-            if bad:
-                raise DataError(f"{where[split]}, row {i}: tag {bad[0]!r} is outside 0..{n - 1} "
-                                f"({n} head.label_names)")
+    for split, i, r in _rows(splits):
+        bad = [t for t in r["tags"] if not isinstance(t, int) or not 0 <= t < n]
+        if bad:
+            raise DataError(f"{where[split]}, row {i}: tag {bad[0]!r} is outside 0..{n - 1} "
+                            f"({n} head.label_names)")
     return Labels(list(head.label_names))

@@ -1,12 +1,7 @@
 """Load the raw data for the declared head: bundled sample, local files, or the hub.
 
-Whatever the source, the result has the same canonical columns per head, so preprocessing
-never sees the user's column names:
-
-    seqcls    text, [text_pair], label        tokencls  tokens, tags
-    qa        id, question, context, answers  seq2seq   source, target
-    causal_lm text
-
+Whatever the source, the result has the head's canonical columns (its roles in
+runner.config.tasks), so preprocessing never sees the user's column names.
 Columns are mapped by runner.data.columns and labels checked by runner.data.labels,
 before any model exists: every problem names the file and row.
 """
@@ -30,6 +25,7 @@ from runner.errors import DataError
 log = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+LABELS = {"classes": class_labels, "tags": tag_labels}  # TaskSpec.labels -> the mapping
 
 
 @dataclass
@@ -37,8 +33,7 @@ class RawData:
     train: datasets.Dataset
     validation: datasets.Dataset
     test: datasets.Dataset | None
-    labels: Labels | None  # seqcls / tokencls
-    files: dict[str, str]  # split -> absolute path (or hub id), for the record
+    labels: Labels | None  # what the data decided, for heads with TaskSpec.labels
 
 
 # -------------------------------------------------------------------------------- reading
@@ -223,11 +218,8 @@ def load_data(cfg: DictConfig) -> RawData:
     for split, rows in splits.items():
         if not rows:
             raise DataError(f"{where[split]}: the {split} split is empty")
-    labels = None
-    if task == "seqcls":
-        labels = class_labels(splits, cfg.head, where)
-    elif task == "tokencls":
-        labels = tag_labels(splits, cfg.head, where)
+    kind = TASKS[task].labels
+    labels = LABELS[kind](splits, cfg.head, where) if kind else None
     if data.max_train_samples:
         splits["train"] = splits["train"][: data.max_train_samples]
     if data.max_eval_samples:
@@ -240,5 +232,4 @@ def load_data(cfg: DictConfig) -> RawData:
         validation=to_dataset(splits["validation"]),
         test=to_dataset(splits["test"]) if "test" in splits else None,
         labels=labels,
-        files={k: str(v) for k, v in where.items()},
     )

@@ -158,7 +158,7 @@ def _trained_tokenizer(cfg: DictConfig, raw: RawData) -> PreTrainedTokenizerFast
 def _checkpoint_tokenizer(cfg: DictConfig) -> PreTrainedTokenizerBase | None:
     checkpoint = str(cfg.model.checkpoint)
     kwargs: dict[str, Any] = {"trust_remote_code": False}
-    if cfg.model.family in ("gpt2", "roberta") and cfg.head.task == "tokencls":
+    if family_of(cfg).tokenizer_kind == "bpe" and TASKS[cfg.head.task].word_inputs:
         kwargs["add_prefix_space"] = True  # byte-level BPE on pre-split words needs it
     if not is_local(checkpoint):
         kwargs["local_files_only"] = cfg.model.init == "scratch"
@@ -187,7 +187,7 @@ def load_tokenizer(cfg: DictConfig, raw: RawData) -> PreTrainedTokenizerBase:
         tokenizer = _trained_tokenizer(cfg, raw)
     if tokenizer.pad_token is None:  # GPT-2's own tokenizer
         tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.is_fast and cfg.head.task in ("qa", "tokencls"):
+    if not tokenizer.is_fast and TASKS[cfg.head.task].fast_tokenizer:
         raise ModelError(f"head={cfg.head.task} needs a fast tokenizer (offsets / word ids); "
                          f"{type(tokenizer).__name__} is not one")
     return tokenizer
@@ -206,6 +206,6 @@ def config_values(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase) -> dict[s
         for name in ("bos_token_id", "eos_token_id"):
             if getattr(tokenizer, name) is not None:
                 values[name] = getattr(tokenizer, name)
-        if cfg.model.family == "t5":
+        if family_of(cfg).encoder_decoder:  # T5 starts decoding from the pad token
             values["decoder_start_token_id"] = tokenizer.pad_token_id
     return values

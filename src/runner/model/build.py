@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,8 +22,6 @@ from runner.data.labels import Labels
 from runner.errors import ModelError
 
 log = logging.getLogger(__name__)
-# runner reports what matters itself (newly initialised weights, bad overrides).
-transformers.logging.set_verbosity_error()
 
 
 def seed_everything(seed: int) -> None:
@@ -46,8 +45,9 @@ def _hub_reachable() -> bool:
         return False
 
 
-def check_local_checkpoint(path: Path, family: Family) -> dict[str, Any]:
-    """Read and vet a checkpoint directory's config.json before transformers touches it."""
+def check_local_checkpoint(path: Path, family: Family) -> bool:
+    """Read and vet a checkpoint directory's config.json before transformers touches it;
+    True when it holds weights."""
     if not path.is_dir():
         raise ModelError(
             f"model.checkpoint={str(path)!r} is not a directory. Point it at a directory "
@@ -77,35 +77,39 @@ def check_local_checkpoint(path: Path, family: Family) -> dict[str, Any]:
             f"{family.name!r} expects {family.model_type!r}. Choose the model= preset that "
             "matches the checkpoint, or set model.family accordingly."
         )
-    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
-    return {"config": config, "has_weights": has_weights}
+    return any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
 
 
-def resolve_checkpoint(cfg: DictConfig, *, need_weights: bool) -> tuple[str, bool]:
-    """Return (checkpoint to load from, whether it is available locally).
+@dataclass(frozen=True)
+class Checkpoint:
+    """A vetted model.checkpoint: where to load from, and whether that needs no network."""
+
+    path: str
+    available: bool  # a local directory, or a hub id already in the local cache
+
+
+def resolve_checkpoint(cfg: DictConfig, *, need_weights: bool) -> Checkpoint:
+    """Vet model.checkpoint once per run; build_config and build_model take the result.
 
     Local directories are vetted; hub ids are looked up in the local cache first, and only
     then on the hub. An unreachable hub is a clear error when weights are needed.
     """
     checkpoint = str(cfg.model.checkpoint)
-    family = family_of(cfg)
     if is_local(checkpoint):
         path = Path(checkpoint).expanduser().resolve()
-        info = check_local_checkpoint(path, family)
-        if need_weights and not info["has_weights"]:
+        has_weights = check_local_checkpoint(path, family_of(cfg))
+        if need_weights and not has_weights:
             raise ModelError(
                 f"model.checkpoint={str(path)!r} has no weights (*.safetensors). Save the model "
                 "with save_pretrained, or use model.init=scratch to build it from its config."
             )
-        return str(path), True
+        return Checkpoint(str(path), True)
     try:
         AutoConfig.from_pretrained(checkpoint, local_files_only=True)
-        return checkpoint, True
+        return Checkpoint(checkpoint, True)
     except (OSError, ValueError):
         pass
-    if not need_weights:
-        return checkpoint, False
-    if not _hub_reachable():
+    if need_weights and not _hub_reachable():
         raise ModelError(
             f"cannot load model.checkpoint={checkpoint!r}: the Hugging Face Hub is not reachable "
             "from this machine and the checkpoint is not in the local cache. Either download it "
@@ -113,7 +117,14 @@ def resolve_checkpoint(cfg: DictConfig, *, need_weights: bool) -> tuple[str, boo
             "set model.checkpoint=DIR, or train from scratch with model.init=scratch, or use "
             "model=minilm (a pretrained BERT that works offline)."
         )
-    return checkpoint, False
+    return Checkpoint(checkpoint, False)
+
+
+def _resolved(cfg: DictConfig, checkpoint: Checkpoint | None) -> Checkpoint:
+    """The run's vetted checkpoint, or (for callers outside a run) one vetted now."""
+    if checkpoint is not None:
+        return checkpoint
+    return resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
 
 
 # ----------------------------------------------------------------------------------- config
@@ -133,58 +144,60 @@ def _check_override_keys(config: PretrainedConfig, overrides: dict[str, Any]) ->
 
 def head_config_kwargs(cfg: DictConfig, labels: Labels | None) -> dict[str, Any]:
     """Config values the head needs (label count and names, decoder flags)."""
-    kwargs: dict[str, Any] = {}
-    task = cfg.head.task
-    if task in ("seqcls", "tokencls"):
-        if labels is None:
-            n = cfg.head.num_labels or 2
-            names = list(cfg.head.label_names or [f"LABEL_{i}" for i in range(n)])
-            labels = Labels(names, regression=bool(cfg.head.regression))
-        kwargs["num_labels"] = labels.num_labels
-        if labels.regression:
-            kwargs["problem_type"] = "regression"
-        else:
-            kwargs["id2label"] = dict(enumerate(labels.names))
-            kwargs["label2id"] = {name: i for i, name in enumerate(labels.names)}
-            if task == "seqcls":
-                kwargs["problem_type"] = "single_label_classification"
-    if task == "causal_lm" and cfg.model.family in ("bert", "roberta"):
-        kwargs["is_decoder"] = True  # BERT-like models predict the next token only as decoders
+    spec = TASKS[cfg.head.task]
+    kwargs: dict[str, Any] = dict(head_spec(cfg).config)
+    if not spec.labels:
+        return kwargs
+    if labels is None:  # no data (inspect): the configured count, or 2
+        n = cfg.head.num_labels or 2
+        names = list(cfg.head.label_names or [f"LABEL_{i}" for i in range(n)])
+        labels = Labels(names, regression=bool(cfg.head.regression))
+    kwargs["num_labels"] = labels.num_labels
+    if labels.regression:
+        kwargs["problem_type"] = "regression"
+        return kwargs
+    kwargs["id2label"] = dict(enumerate(labels.names))
+    kwargs["label2id"] = {name: i for i, name in enumerate(labels.names)}
+    if spec.problem_type:
+        kwargs["problem_type"] = spec.problem_type
     return kwargs
 
 
+def _base_config(cfg: DictConfig, checkpoint: Checkpoint, family: Family
+                 ) -> tuple[PretrainedConfig, dict[str, Any]]:
+    """The config overrides apply to: the checkpoint's, or the family default offline."""
+    if checkpoint.available or cfg.model.init == "pretrained":
+        base = AutoConfig.from_pretrained(checkpoint.path, local_files_only=checkpoint.available,
+                                          trust_remote_code=False)
+        return base, base.to_dict()
+    log.info("%s is not available locally: building %s from the family default config",
+             checkpoint.path, family.name)
+    return (AutoConfig.for_model(family.model_type, **family.default_config),
+            dict(family.default_config))
+
+
 def build_config(
-    cfg: DictConfig, labels: Labels | None = None, extra: dict[str, Any] | None = None
+    cfg: DictConfig, labels: Labels | None = None, extra: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> PretrainedConfig:
     """The transformers config: the checkpoint's (or the family default) + overrides + head.
 
     `extra` carries values found while preparing data (a trained tokenizer's vocab size,
-    GPT-2's pad token id).
+    GPT-2's pad token id); `checkpoint` is the run's vetted checkpoint.
     """
     family = family_of(cfg)
+    checkpoint = _resolved(cfg, checkpoint)
     overrides = OmegaConf.to_container(cfg.model.config_overrides, resolve=True) or {}
-    checkpoint, available = resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
-    if available:
-        base = AutoConfig.from_pretrained(checkpoint, local_files_only=True,
-                                          trust_remote_code=False)
-        _check_override_keys(base, overrides)
-        values = {**base.to_dict(), **overrides}
-    elif cfg.model.init == "pretrained":
-        base = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
-        _check_override_keys(base, overrides)
-        values = {**base.to_dict(), **overrides}
-    else:
-        log.info("%s is not available locally: building %s from the family default config",
-                 checkpoint, family.name)
-        base = AutoConfig.for_model(family.model_type, **family.default_config)
-        _check_override_keys(base, overrides)
-        values = {**family.default_config, **overrides}
-    values.update(head_config_kwargs(cfg, labels))
-    values.update(extra or {})
+    base, base_values = _base_config(cfg, checkpoint, family)
+    _check_override_keys(base, overrides)
+    values = {**base_values, **overrides, **head_config_kwargs(cfg, labels), **(extra or {})}
     for key in ("model_type", "transformers_version", "architectures", "_name_or_path"):
         values.pop(key, None)
     config = AutoConfig.for_model(family.model_type, **values)
-    _check_config_arithmetic(config, family)
+    if not is_local(checkpoint.path):
+        # validate() checked the sizes against a local config.json or the family default;
+        # a hub checkpoint's own config.json (cached or downloaded) is only read here.
+        _check_config_arithmetic(config, family)
     return config
 
 
@@ -201,12 +214,13 @@ def _check_config_arithmetic(config: PretrainedConfig, family: Family) -> None:
 # ------------------------------------------------------------------------------------ model
 
 
-def build_model(cfg: DictConfig, config: PretrainedConfig) -> PreTrainedModel:
+def build_model(cfg: DictConfig, config: PretrainedConfig,
+                checkpoint: Checkpoint | None = None) -> PreTrainedModel:
     """Instantiate the task model: pretrained weights or fresh ones; never remote code."""
     spec = head_spec(cfg)
     auto_class = getattr(transformers, TASKS[cfg.head.task].auto_class)
     if cfg.model.init == "pretrained":
-        checkpoint, _ = resolve_checkpoint(cfg, need_weights=True)
+        checkpoint = _resolved(cfg, checkpoint).path
         try:
             # A head of another size (e.g. num_labels) is re-initialised; any other size
             # mismatch is refused below.

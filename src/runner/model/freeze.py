@@ -277,6 +277,9 @@ STRATEGIES: dict[str, Strategy] = {
 
 def make_plan(params: list[Param], layout: Layout, settings: FreezeSettings) -> FreezePlan:
     """Decide every tensor, then check the result. Pure: touches no model."""
+    # validate() bounds freeze.n when the config gives the block count (a local config.json
+    # or the family default); a hub checkpoint's own count, and callers that plan without
+    # a validated config, meet it only here.
     if settings.strategy in ("bottom_n", "top_n") and settings.n > layout.blocks_per_stack:
         counts = ", ".join(f"{stack}: {len(b)}" for stack, b in layout.stacks.items())
         raise FreezeError(

@@ -94,11 +94,12 @@ def format_table(doc: dict[str, Any], depth_rows: list[dict[str, Any]]) -> str:
 
 def inspect_model(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
-    from runner.model.build import build_config, build_model, seed_everything
+    from runner.model.build import build_config, build_model, resolve_checkpoint, seed_everything
     from runner.model.freeze import plan_for_model
 
     seed_everything(cfg.trainer.seed)
-    model = build_model(cfg, build_config(cfg))
+    checkpoint = resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
+    model = build_model(cfg, build_config(cfg, checkpoint=checkpoint), checkpoint)
     plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
     doc = report(cfg, model, plan)
     doc["_rows"] = module_table(model, plan, cfg.inspect.depth)

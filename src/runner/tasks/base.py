@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from runner import console
 from runner.data import cache
 from runner.data.labels import Labels
 from runner.errors import DataError
@@ -78,6 +79,7 @@ class Task:
 
     name = ""
     code: tuple = ()  # modules beside this one whose code shapes the features (cache key)
+    settings: tuple[str, ...] = ()  # config keys that shape this head's features (cache key)
 
     def __init__(self, cfg: DictConfig, tokenizer: PreTrainedTokenizerBase,
                  labels: Labels | None):
@@ -90,13 +92,15 @@ class Task:
         """Tokenized splits (from the on-disk cache when the same inputs were tokenized
         before); each row carries its index (INDEX) for feature caches and QA."""
         key = cache.features_key(self.cfg, raw, self.tokenizer, code=[
-            sys.modules[__name__], sys.modules[type(self).__module__], *self.code])
+            sys.modules[__name__], sys.modules[type(self).__module__], *self.code],
+            settings=self.settings)
         parts = cache.load_or_build(key, lambda: self._tokenize(raw))
         return Features(train=parts["train"], validation=parts["validation"],
                         eval_meta=parts.get("eval_meta"), eval_examples=self.eval_examples(raw))
 
     def _tokenize(self, raw) -> dict[str, Any]:
-        built = self.build_features(raw)
+        with console.progress_bars():  # the map bars carry runner's labels ("tokenizing")
+            built = self.build_features(raw)
         parts: dict[str, Any] = {}
         for split in ("train", "validation"):
             ds = _check_not_empty(getattr(built, split), split, self.hint)
@@ -126,6 +130,16 @@ class Task:
         """Run one batch (rows: the features' indices); return tensors to gather."""
         outputs = model(**batch)
         return {"loss": per_example_loss(outputs.logits, batch["labels"], shift=True)}
+
+    @staticmethod
+    def _with_references(outputs, batch: dict[str, torch.Tensor], predictions: torch.Tensor,
+                         pad: int, accelerator) -> dict[str, torch.Tensor]:
+        """Per-example loss, predictions and references, padded to one width so processes
+        can gather them (tagging and generating tasks)."""
+        predictions = accelerator.pad_across_processes(predictions, dim=1, pad_index=pad)
+        references = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE)
+        return {"loss": per_example_loss(outputs.logits, batch["labels"]),
+                "predictions": predictions, "references": references}
 
     def accumulate(self, state: EvalState, gathered: dict[str, torch.Tensor]) -> None:
         losses = gathered["loss"].float()

@@ -12,6 +12,7 @@ from runner.tasks.base import Task, _map
 
 class CausalLanguageModelling(Task):
     name = "causal_lm"
+    settings = ("data.block_size",)
     hint = "There is less text than one block: lower data.block_size or give more text."
 
     def encode(self, ds, train):

@@ -12,13 +12,12 @@ from runner.tasks.base import Features, Task
 class QuestionAnswering(Task):
     name = "qa"
     code = (qa_windows,)
+    settings = ("head.doc_stride",)
     hint = "Check the questions and contexts, and data.max_length / head.doc_stride."
 
     def build_features(self, raw):
+        # validate() has checked doc_stride < max_length (the TaskSpec's checks).
         max_length, stride = self.cfg.data.max_length, self.cfg.head.doc_stride
-        if stride >= max_length:
-            raise DataError(f"head.doc_stride={stride} must be smaller than data.max_length="
-                            f"{max_length}")
         tok = self.tokenizer
         for split, ds in (("train", raw.train), ("validation", raw.validation)):
             self._check_room_for_context(ds, split, max_length, stride)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from transformers import DataCollatorForSeq2Seq
 
 from runner.tasks import metrics
-from runner.tasks.base import IGNORE, Task, _map, per_example_loss
+from runner.tasks.base import IGNORE, Task, _map
 
 
 class SequenceToSequence(Task):
     name = "seq2seq"
+    settings = ("head.source_prefix", "head.max_target_length")
 
     def encode(self, ds, train):
         prefix = self.cfg.head.source_prefix or ""
@@ -34,11 +35,8 @@ class SequenceToSequence(Task):
         generated = generator.generate(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
             max_new_tokens=self.cfg.head.max_target_length, num_beams=self.cfg.head.num_beams)
-        pad = self.tokenizer.pad_token_id
-        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
-        refs = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE)
-        return {"loss": per_example_loss(outputs.logits, batch["labels"]),
-                "predictions": generated, "references": refs}
+        return self._with_references(outputs, batch, generated, self.tokenizer.pad_token_id,
+                                     accelerator)
 
     def accumulate(self, state, gathered):
         super().accumulate(state, gathered)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import DataCollatorForTokenClassification
 
 from runner.tasks import metrics
-from runner.tasks.base import IGNORE, Task, _map, per_example_loss
+from runner.tasks.base import IGNORE, Task, _map
 
 
 class TokenClassification(Task):
@@ -35,11 +35,8 @@ class TokenClassification(Task):
 
     def eval_step(self, model, batch, rows, accelerator):
         outputs = model(**batch)
-        preds = outputs.logits.argmax(-1)
-        preds = accelerator.pad_across_processes(preds, dim=1, pad_index=IGNORE)
-        refs = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE)
-        return {"loss": per_example_loss(outputs.logits, batch["labels"]),
-                "predictions": preds, "references": refs}
+        return self._with_references(outputs, batch, outputs.logits.argmax(-1), IGNORE,
+                                     accelerator)
 
     def accumulate(self, state, gathered):
         super().accumulate(state, gathered)

@@ -10,12 +10,10 @@ SIGINT / SIGTERM during a job stops the whole sweep: that job and the parent end
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
 import os
-import socket
 import sys
 import time
 import traceback
@@ -29,6 +27,11 @@ from omegaconf import DictConfig
 
 from runner.config.defaults import objective
 from runner.errors import Interrupted, Preempted
+from runner.files import write_json
+from runner.track import tags as names
+from runner.track.origin import command_line, process_tags
+from runner.track.store import client_for, experiment_id, tracking_uri
+from runner.train.run_file import read_run_file
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,13 @@ def sweep_tags(where) -> dict[str, str]:
     info = read_sweep_file(where.sweep_dir)
     if not info:
         return {}
-    tags = {"runner.sweep_dir": str(where.sweep_dir)}
+    tags = {names.SWEEP_DIR: str(where.sweep_dir)}
     if info.get("parent_run_id"):
-        tags["mlflow.parentRunId"] = info["parent_run_id"]
+        tags[names.PARENT_RUN_ID] = info["parent_run_id"]
     values = {o.key_or_group: o.value() for o in _parse(where.overrides)}
     for key in info.get("swept", []):
         if key in values:
-            tags[f"runner.swept.{key}"] = str(values[key])
+            tags[names.swept(key)] = str(values[key])
     return tags
 
 
@@ -87,21 +90,21 @@ def parallel_jobs(hc) -> int:
 @contextmanager
 def _claimed_slot(sweep_dir: Path, slots: int) -> Iterator[int]:
     """A slot number no other running job of the sweep holds (a lock file per slot)."""
+    from filelock import FileLock, Timeout
+
     folder = Path(sweep_dir) / ".core-slots"
     folder.mkdir(parents=True, exist_ok=True)
     while True:
         for slot in range(slots):
-            handle = (folder / f"{slot}.lock").open("w")
+            lock = FileLock(folder / f"{slot}.lock")
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
+                lock.acquire(timeout=0)  # held by a running job: try the next slot
+            except Timeout:
                 continue
             try:
                 yield slot
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+                lock.release()
             return
         time.sleep(0.2)
 
@@ -169,10 +172,7 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
 def _write_job(sweep_dir: str, record: dict[str, Any]) -> None:
     jobs = Path(sweep_dir) / JOBS_DIR
     jobs.mkdir(parents=True, exist_ok=True)
-    target = jobs / f"{record['num']}.json"
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(target)
+    write_json(jobs / f"{record['num']}.json", record)  # the callback reads it at the end
 
 
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -194,7 +194,7 @@ class SweepCallback(Callback):
                                 "overrides": list(config.hydra.overrides.task)}
         if config.logger.name == "mlflow":
             info.update(_open_parent(config, info))
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
+        write_json(sweep_dir / SWEEP_FILE, info)  # each job reads it as it starts
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if end_sweep(Path(config.hydra.sweep.dir), config):
@@ -216,25 +216,22 @@ def end_sweep(sweep_dir: Path, config: DictConfig, killed: bool = False) -> list
 
 
 def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
-    from runner.track.tracker import client_for, command_line, experiment_id, tracking_uri
-
     uri = tracking_uri(config)
     client = client_for(uri)  # the first call creates and migrates a fresh store
     exp_id = experiment_id(client, config.logger.experiment, uri)
     name, mode = objective(config)
     overrides = " ".join(info["overrides"])
     parent = client.create_run(exp_id, run_name=f"sweep: {overrides}"[:250], tags={
-        "runner.sweep_parent": "true",
-        "runner.objective": name,
-        "runner.objective_mode": mode,
-        "runner.swept": ",".join(info["swept"]),
-        "runner.command": command_line(),
-        "runner.sweep_dir": str(Path(config.hydra.sweep.dir).resolve()),
+        names.SWEEP_PARENT: "true",
+        names.OBJECTIVE: name,
+        names.OBJECTIVE_MODE: mode,
+        names.SWEPT: ",".join(info["swept"]),
+        names.COMMAND: command_line(),
+        names.SWEEP_DIR: str(Path(config.hydra.sweep.dir).resolve()),
         # so that a sweep process killed outright gets its parent marked KILLED later
-        "runner.host": socket.gethostname(),
-        "runner.pid": str(os.getpid()),
+        **process_tags(),
     })
-    client.log_param(parent.info.run_id, "sweep.overrides", overrides[:6000])
+    client.log_param(parent.info.run_id, names.SWEEP_OVERRIDES, overrides[:6000])
     log.info("sweep parent run %s in %s", parent.info.run_id, uri)
     return {"parent_run_id": parent.info.run_id, "tracking_uri": uri}
 
@@ -251,22 +248,19 @@ def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | No
 
 def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | None,
                   status: str) -> None:
-    from runner.track.tracker import client_for
-    from runner.train.run_file import read_run_file
-
     client = client_for(info["tracking_uri"])
     parent = info["parent_run_id"]
-    client.log_metric(parent, "sweep/jobs", len(jobs))
-    client.log_metric(parent, "sweep/failed", len(failed))
+    client.log_metric(parent, names.SWEEP_JOBS, len(jobs))
+    client.log_metric(parent, names.SWEEP_FAILED, len(failed))
     if failed:
-        client.set_tag(parent, "runner.failed_jobs",
+        client.set_tag(parent, names.FAILED_JOBS,
                        "; ".join(f"#{j['num']} {' '.join(j['overrides'])}" for j in failed)[:5000])
     if best is not None:
-        client.log_metric(parent, "best/objective", best["objective"])
-        client.set_tag(parent, "runner.best_job", " ".join(best["overrides"]))
+        client.log_metric(parent, names.BEST_OBJECTIVE, best["objective"])
+        client.set_tag(parent, names.BEST_JOB, " ".join(best["overrides"]))
         child = read_run_file(Path(best["output_dir"])).get("mlflow_run_id")
         if child:
-            client.set_tag(parent, "runner.best_child_run_id", child)
+            client.set_tag(parent, names.BEST_CHILD_RUN_ID, child)
     client.set_terminated(parent, status=status)
 
 

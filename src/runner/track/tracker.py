@@ -2,13 +2,8 @@
 
 The run is managed with MlflowClient (not the fluent mlflow.start_run), so no global
 "active run" and no MLFLOW_RUN_ID in the environment can hijack it. Only the main process
-of a multi-process launch logs. Tags and metric names here are what `runner.compare`
-and the sweep parent read:
-
-  tags     runner.family / head / freeze / init, runner.command, runner.git_commit,
-           runner.host, runner.pid, runner.objective, runner.objective_mode,
-           runner.swept.<key> (sweep children), runner.error (failed runs)
-  metrics  params/total|trainable|frozen|trainable_fraction, train/*, eval/*, objective
+of a multi-process launch logs. The tag, param and metric names it writes are listed in
+runner.track.tags, where `runner.compare` and the sweep parent read them too.
 """
 
 from __future__ import annotations
@@ -17,12 +12,7 @@ import csv
 import io
 import json
 import logging
-import os
-import shlex
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import traceback
@@ -34,14 +24,23 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import Interrupted, Preempted
+from runner.track import tags as names
+from runner.track.origin import command_line, git_commit, process_tags
+from runner.track.store import (
+    client_for,
+    experiment_id,
+    mark_orphaned_runs,
+    run_exists,
+    tracking_uri,
+)
+from runner.track.sweep import sweep_tags
 from runner.train.run_file import read_run_file, write_run_file
 
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 MAX_RUN_NAME = 250  # MLflow's run-name column; the full name is kept in tag runner.name
-STALE_ON_RESUME = ("runner.error", "runner.killed_reason")  # about the interrupted attempt
-ORPHAN_CHECK_EXPERIMENTS_LIMIT = 500
+STALE_ON_RESUME = (names.ERROR, names.KILLED_REASON)  # about the interrupted attempt
 
 
 class NullTracker:
@@ -63,100 +62,6 @@ class NullTracker:
         pass
 
 
-# ------------------------------------------------------------------------------- store
-
-
-def tracking_uri(cfg: DictConfig) -> str:
-    """logger.tracking_uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db where you ran."""
-    uri = cfg.logger.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    return f"sqlite:///{(launch_dir() / 'mlflow.db').resolve()}"
-
-
-def launch_dir() -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.cwd)
-    return Path.cwd()
-
-
-def client_for(uri: str):
-    """A client whose store exists. A fresh sqlite file is created and migrated under a file
-    lock: MLflow's migrations fail when several processes run them on one new file."""
-    import fcntl
-
-    from mlflow.tracking import MlflowClient
-
-    if not uri.startswith("sqlite:///"):
-        return MlflowClient(tracking_uri=uri)
-    db = Path(uri[len("sqlite:///"):])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # opens (creating, migrating) the store
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return client
-
-
-def artifact_root(uri: str) -> str | None:
-    """Where a new experiment keeps its artifacts: beside a sqlite store's file, so the store
-    is self-contained (MLflow's default is ./mlruns of whatever directory the first run
-    started from); other stores (a server) decide for themselves."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return str(Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns")
-
-
-def experiment_id(client, name: str, uri: str) -> str:
-    """The experiment's id, created if needed (safe when several jobs race to create it)."""
-    from mlflow.exceptions import MlflowException
-
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_root(uri))
-    except MlflowException:
-        return client.get_experiment_by_name(name).experiment_id
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_orphaned_runs(client, exp_id: str) -> list[str]:
-    """Runs left RUNNING by a process of this host that is gone (SIGKILL, power loss)."""
-    host = socket.gethostname()
-    orphans = []
-    runs = client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'",
-                              max_results=ORPHAN_CHECK_EXPERIMENTS_LIMIT)
-    for run in runs:
-        tags = run.data.tags
-        if tags.get("runner.host") != host or not tags.get("runner.pid", "").isdigit():
-            continue
-        if _pid_alive(int(tags["runner.pid"])):
-            continue
-        client.set_tag(run.info.run_id, "runner.killed_reason",
-                       f"process {tags['runner.pid']} on {host} ended without closing the run")
-        client.set_terminated(run.info.run_id, status="KILLED")
-        orphans.append(run.info.run_id)
-    if orphans:
-        log.warning("marked %d run(s) KILLED whose process is gone: %s", len(orphans),
-                    ", ".join(orphans))
-    return orphans
-
-
 # ------------------------------------------------------------------------------ params
 
 
@@ -166,22 +71,6 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
             for k, v in flatten(resolved).items()}
-
-
-def command_line() -> str:
-    """The command as one would type it again (argv[0] of `python -m runner` is __main__.py)."""
-    program = Path(sys.argv[0])
-    start = f"python -m {program.parent.name}" if program.name == "__main__.py" else program.name
-    return " ".join([start, *map(shlex.quote, sys.argv[1:])])
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 # ----------------------------------------------------------------------------- tracker
@@ -228,9 +117,8 @@ class MlflowTracker:
     def log_plan(self, model, plan) -> None:
         from runner.model.report import module_table
 
-        counts = {"params/total": plan.total, "params/trainable": plan.trainable,
-                  "params/frozen": plan.frozen,
-                  "params/trainable_fraction": plan.trainable_fraction}
+        counts = {names.TOTAL: plan.total, names.TRAINABLE: plan.trainable,
+                  names.FROZEN: plan.frozen, names.FRACTION: plan.trainable_fraction}
         if not counts.keys() <= self.client.get_run(self.run_id).data.metrics.keys():
             self.log_metrics(counts, step=0)  # a resumed run has them already (same config)
         rows = module_table(model, plan, depth=99)
@@ -251,7 +139,7 @@ class MlflowTracker:
                objective_value: float | None, model_dir: Path | None,
                log_model: bool = False) -> None:
         if objective_value is not None:
-            self.log_metrics({"objective": objective_value}, step=0)
+            self.log_metrics({names.OBJECTIVE_METRIC: objective_value}, step=0)
         if log_model and model_dir is not None:
             self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
 
@@ -263,48 +151,37 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
     from accelerate import PartialState
 
     tags = {
-        "runner.family": cfg.model.family,
-        "runner.head": cfg.head.task,
-        "runner.freeze": cfg.freeze.strategy,
-        "runner.init": cfg.model.init,
-        "runner.model": where.choices.get("model", cfg.model.family),
-        "runner.command": command_line(),
-        "runner.host": socket.gethostname(),
-        "runner.pid": str(os.getpid()),
-        "runner.objective": objective[0],
-        "runner.objective_mode": objective[1],
-        "runner.output_dir": str(where.output_dir),
-        "runner.num_processes": str(PartialState().num_processes),
+        names.FAMILY: cfg.model.family,
+        names.HEAD: cfg.head.task,
+        names.FREEZE: cfg.freeze.strategy,
+        names.INIT: cfg.model.init,
+        names.MODEL: where.choices.get("model", cfg.model.family),
+        names.COMMAND: command_line(),
+        **process_tags(),
+        names.OBJECTIVE: objective[0],
+        names.OBJECTIVE_MODE: objective[1],
+        names.OUTPUT_DIR: str(where.output_dir),
+        names.NUM_PROCESSES: str(PartialState().num_processes),
     }
     commit = git_commit()
     if commit:
-        tags["runner.git_commit"] = commit
+        tags[names.GIT_COMMIT] = commit
     return tags
-
-
-def _run_exists(client, run_id: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        return False
-    return True
 
 
 def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed: bool,
                        tags: dict[str, str]) -> str:
     """The run id: the resumed run's own, or a new run (a child when in a sweep)."""
     previous = read_run_file(output_dir).get("mlflow_run_id") if resumed else None
-    if previous and not _run_exists(client, previous):
+    if previous and not run_exists(client, previous):
         log.warning("the resumed run's MLflow run %s is not in this store (%s); recording the "
                     "rest of the run as a new MLflow run", previous, tracking_uri(cfg))
         previous = None
     if previous:
         client.update_run(previous, status="RUNNING")
-        for key in ("runner.pid", "runner.host"):
+        for key in (names.PID, names.HOST):
             client.set_tag(previous, key, tags[key])
-        client.set_tag(previous, "runner.resumed", "true")
+        client.set_tag(previous, names.RESUMED, "true")
         # The run goes on: an error tag would contradict the status it ends with
         # (error/traceback.txt still records the interruption).
         stale = client.get_run(previous).data.tags.keys() & set(STALE_ON_RESUME)
@@ -312,13 +189,11 @@ def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed
             client.delete_tag(previous, key)
         log.info("resuming MLflow run %s", previous)
         return previous
-    from runner.track.sweep import sweep_tags
-
     tags = {**tags, **sweep_tags(where)}
     exp_id = experiment_id(client, cfg.logger.experiment, tracking_uri(cfg))
     mark_orphaned_runs(client, exp_id)
     name = cfg.logger.get("run_name") or where.name
-    tags["runner.name"] = name[:5000]
+    tags[names.NAME] = name[:5000]
     short = name if len(name) <= MAX_RUN_NAME else name[:MAX_RUN_NAME - 1] + "…"
     run = client.create_run(exp_id, run_name=short, tags=tags)
     return run.info.run_id
@@ -365,8 +240,8 @@ def _record_failure(client, run_id: str, err: BaseException, killed: bool) -> No
     status = "KILLED" if killed else "FAILED"
     try:
         if isinstance(err, Preempted):  # to be resumed by the requeued job
-            client.set_tag(run_id, "runner.preempted", "true")
-        client.set_tag(run_id, "runner.error", f"{type(err).__name__}: {err}"[:5000])
+            client.set_tag(run_id, names.PREEMPTED, "true")
+        client.set_tag(run_id, names.ERROR, f"{type(err).__name__}: {err}"[:5000])
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "traceback.txt"
             path.write_text("".join(traceback.format_exception(err)))

@@ -18,34 +18,67 @@ What is stored per example depends on what the head reads from the body:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 
+from runner.config.tasks import TASKS
+
 log = logging.getLogger(__name__)
 
-# (family, head) -> what the head reads from the body's output
-KINDS = {
-    ("bert", "seqcls"): "pooled",
-    ("roberta", "seqcls"): "first",
-    ("distilbert", "seqcls"): "first",
-    ("gpt2", "seqcls"): "last",
-    **{(family, head): "sequence" for family in ("bert", "roberta", "distilbert", "gpt2")
-       for head in ("tokencls", "qa")},
-}
+
+class _RegistryKinds(Mapping):
+    """(family, head) -> what the head reads from the body's output, read live from the
+    task registry (`TASKS[head].body_cache[family]`), so a registered head is covered with
+    no second table to edit."""
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        family, head = key
+        spec = TASKS.get(head)
+        if spec is None or family not in spec.body_cache:
+            raise KeyError(key)
+        return spec.body_cache[family]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((family, head) for head, spec in TASKS.items() for family in spec.body_cache)
+
+    def __len__(self) -> int:
+        return sum(len(spec.body_cache) for spec in TASKS.values())
+
+
+KINDS = _RegistryKinds()
 INDEX = "row_index"  # column naming each feature row, popped before the model sees a batch
+
+
+def kind_for(cfg: DictConfig) -> str | None:
+    """What the frozen-body cache stores for this run's family and head (None: not covered)."""
+    spec = TASKS.get(cfg.head.task)
+    return spec.body_cache.get(cfg.model.family) if spec is not None else None
+
+
+def covered() -> str:
+    """The heads and families the cache covers, as a reader would say it."""
+    heads_by_families: dict[tuple[str, ...], list[str]] = {}
+    for head, spec in TASKS.items():
+        if spec.body_cache:
+            heads_by_families.setdefault(tuple(spec.body_cache), []).append(head)
+    return "; ".join(f"{_and(heads)} on {_and(list(families))}"
+                     for families, heads in heads_by_families.items())
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def why_not(cfg: DictConfig, plan, body_prefix: str) -> str | None:
     """None if the cache is exact for this run, else the reason it is not used."""
     if not cfg.trainer.cache_features:
         return "trainer.cache_features=false"
-    if (cfg.model.family, cfg.head.task) not in KINDS:
-        return (f"not available for {cfg.model.family} x {cfg.head.task} (covered: "
-                "seqcls, tokencls and qa on BERT, RoBERTa, DistilBERT and GPT-2)")
+    if kind_for(cfg) is None:
+        return f"not available for {cfg.model.family} x {cfg.head.task} (covered: {covered()})"
     if not cfg.trainer.frozen_eval_mode:
         return "trainer.frozen_eval_mode=false: dropout in the frozen body changes its outputs"
     trainable_body = [d.param.name for d in plan.decisions
