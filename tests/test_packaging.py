@@ -24,7 +24,8 @@ def test_wheel_install_runs_inspect_from_another_directory(tmp_path):
     elsewhere.mkdir()
     # The installed copy comes first on the path, ahead of the editable checkout.
     env = {**os.environ, "PYTHONPATH": str(target)}
-    where = subprocess.run([sys.executable, "-c", "import runner.config as c; print(c.CONFIG_DIR)"],
+    where = subprocess.run([sys.executable, "-c",
+                            "import runner.config.compose as c; print(c.CONFIG_DIR)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.strip().startswith(str(target))
     result = subprocess.run(
