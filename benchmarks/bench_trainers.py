@@ -1,4 +1,5 @@
-"""The same experiment three ways: runner, the Hugging Face Trainer, a bare accelerate loop.
+"""The same experiment several ways: runner (with and without its caches), the Hugging Face
+Trainer (length-grouped and random batches), a bare accelerate loop.
 
     python benchmarks/bench_trainers.py                       # bundled sentiment data
     python benchmarks/bench_trainers.py --repeats 3 --workloads head_only \\
@@ -14,9 +15,10 @@ head), the same tokenized features (runner's own loading and tokenization, max l
 128, dynamic padding), batch size, epochs, learning rate, linear schedule without warmup,
 AdamW with weight decay 0.01 off biases and norms, length-grouped batches, seed, and a
 checkpoint at every epoch end. Wall time runs from loading the data to the final metrics.
-Workloads: `full` (everything trains) and `head_only` (only the classifier; the runner
+Workloads: `full` (everything trains), `head_only` (only the classifier; the runner
 computes the frozen body's features once, the Trainer and the bare loop run it every step,
-as they do).
+as they do), `top_n1` / `top_n2` (the top 1 or 2 blocks and the head train; the runner
+caches the frozen prefix below them).
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
-WAYS = ("runner", "trainer", "trainer_random", "bare")
-LR = {"full": 5e-5, "head_only": 1e-2}
+WAYS = ("runner", "runner_nocache", "trainer", "trainer_random", "bare")
+WORKLOADS = ("full", "head_only", "top_n1", "top_n2")
+# full: everything trains; head_only: the classifier; top_n<k>: the top k blocks + head
+FREEZE = {"full": ["freeze=none"], "head_only": ["freeze=head_only"],
+          "top_n1": ["freeze=top_n", "freeze.n=1"], "top_n2": ["freeze=top_n", "freeze.n=2"]}
+LR = {"full": 5e-5, "head_only": 1e-2, "top_n1": 1e-4, "top_n2": 1e-4}
 
 
 def overrides(args, workload: str, output_dir: str) -> list[str]:
@@ -46,8 +52,7 @@ def overrides(args, workload: str, output_dir: str) -> list[str]:
             data.append(f"data.validation_file={Path(args.validation_file).resolve()}")
     if args.max_train_samples:
         data.append(f"data.max_train_samples={args.max_train_samples}")
-    freeze = "freeze=none" if workload == "full" else "freeze=head_only"
-    return ["model=minilm", "head=seqcls", freeze, *data, "logger=none",
+    return ["model=minilm", "head=seqcls", *FREEZE[workload], *data, "logger=none",
             f"trainer.lr={LR[workload]}", f"trainer.max_epochs={args.epochs}",
             f"trainer.batch_size={args.batch_size}", "trainer.log_every=1000",
             "trainer.save_model=false", f"trainer.output_dir={output_dir}"]
@@ -84,6 +89,13 @@ def with_runner(cfg) -> float:
     from runner.run import run
 
     return run(cfg)
+
+
+def with_runner_nocache(cfg) -> float:
+    """runner with its frozen-body and frozen-prefix caches off: the frozen part runs every
+    step, as it does in the Trainer."""
+    cfg.trainer.cache_features = False
+    return with_runner(cfg)
 
 
 def with_hf_trainer_random(cfg) -> float:
@@ -191,8 +203,10 @@ def measure_one(args) -> None:
 
         fill_defaults(cfg)
         start = time.perf_counter()
-        accuracy = {"runner": with_runner, "trainer": with_hf_trainer,
-                    "trainer_random": with_hf_trainer_random, "bare": with_bare_loop}[args.one](cfg)
+        way = {"runner": with_runner, "runner_nocache": with_runner_nocache,
+               "trainer": with_hf_trainer, "trainer_random": with_hf_trainer_random,
+               "bare": with_bare_loop}[args.one]
+        accuracy = way(cfg)
         wall = time.perf_counter() - start
     from runner.data.load import load_data
 
@@ -249,7 +263,7 @@ def table(results: list[dict], workloads: list[str], ways: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["full", "head_only"],
-                        choices=["full", "head_only"])
+                        choices=WORKLOADS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -257,8 +271,9 @@ def main() -> None:
     parser.add_argument("--validation-file")
     parser.add_argument("--max-train-samples", type=int)
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS,
-                        help="runner first; trainer = HF Trainer with length-grouped batches "
-                        "like runner; trainer_random = its default random batches")
+                        help="runner first; runner_nocache = runner with "
+                        "trainer.cache_features=false; trainer = HF Trainer with length-grouped "
+                        "batches like runner; trainer_random = its default random batches")
     parser.add_argument("--one", choices=WAYS, help=argparse.SUPPRESS)
     parser.add_argument("--workload", default="full", help=argparse.SUPPRESS)
     args = parser.parse_args()
