@@ -30,7 +30,6 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_VERBOSITY": "error",  # "Loading weights", advisory warnings
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "DATASETS_VERBOSITY": "error",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # "Map", "Saving the dataset", "Generating"
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # "🏃 View run ... at", "🧪 View ..."
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # mlflow.* and (through it) alembic's INFO lines
@@ -63,10 +62,9 @@ def setup(verbose: bool = False) -> None:
 def _quiet_imported_libraries() -> None:
     """The environment variables act at import; a library already imported (by a test, or
     a plugin) is told directly."""
-    if "datasets" in sys.modules and os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "1":
+    if "datasets" in sys.modules and os.environ["DATASETS_VERBOSITY"] == "error":
         import datasets
 
-        datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
     if "transformers" in sys.modules and os.environ["TRANSFORMERS_VERBOSITY"] == "error":
         import transformers
@@ -80,15 +78,16 @@ def _quiet_imported_libraries() -> None:
 
 
 @contextmanager
-def progress_bars() -> Iterator[None]:
-    """Show datasets' progress bars inside this block: runner's own long steps (tokenizing a
-    split) run through `Dataset.map`, whose bars carry runner's labels."""
+def library_bars_off() -> Iterator[None]:
+    """No datasets progress bars inside this block (its "Saving the dataset" / "Loading
+    dataset from disk" bars narrate runner's cache, not work a person waits for). Its map
+    bars stay on elsewhere: runner's tokenizing runs through them, labelled "tokenizing"."""
     import datasets
 
     was_on = datasets.is_progress_bar_enabled()
-    datasets.enable_progress_bars()
+    datasets.disable_progress_bars()
     try:
         yield
     finally:
-        if not was_on:
-            datasets.disable_progress_bars()
+        if was_on:
+            datasets.enable_progress_bars()

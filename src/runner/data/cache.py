@@ -21,6 +21,8 @@ from typing import Any
 import datasets
 from omegaconf import DictConfig, OmegaConf
 
+from runner import console
+
 log = logging.getLogger(__name__)
 
 # Settings that change what any head's preprocessing produces; each task adds its own.
@@ -75,7 +77,8 @@ def _save(folder: Path, parts: dict[str, Any]) -> None:
     index = {}
     for name, value in parts.items():
         if isinstance(value, datasets.Dataset):
-            value.save_to_disk(str(folder / name))
+            with console.library_bars_off():
+                value.save_to_disk(str(folder / name))
             index[name] = "dataset"
         else:
             (folder / f"{name}.json").write_text(json.dumps(value))
@@ -85,6 +88,7 @@ def _save(folder: Path, parts: dict[str, Any]) -> None:
 
 def _load(folder: Path) -> dict[str, Any]:
     index = json.loads((folder / "index.json").read_text())
-    return {name: datasets.load_from_disk(str(folder / name)) if kind == "dataset"
-            else json.loads((folder / f"{name}.json").read_text())
-            for name, kind in index.items()}
+    with console.library_bars_off():
+        return {name: datasets.load_from_disk(str(folder / name)) if kind == "dataset"
+                else json.loads((folder / f"{name}.json").read_text())
+                for name, kind in index.items()}

@@ -19,7 +19,6 @@ import torch
 from omegaconf import DictConfig
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from runner import console
 from runner.data import cache
 from runner.data.labels import Labels
 from runner.errors import DataError
@@ -99,8 +98,7 @@ class Task:
                         eval_meta=parts.get("eval_meta"), eval_examples=self.eval_examples(raw))
 
     def _tokenize(self, raw) -> dict[str, Any]:
-        with console.progress_bars():  # the map bars carry runner's labels ("tokenizing")
-            built = self.build_features(raw)
+        built = self.build_features(raw)
         parts: dict[str, Any] = {}
         for split in ("train", "validation"):
             ds = _check_not_empty(getattr(built, split), split, self.hint)
