@@ -55,9 +55,10 @@ def _from_pooling_config(config: dict, where: str) -> str | None:
     return None
 
 
-def _sentence_transformers_dir(folder: Path) -> str | None:
-    """The pooling of a sentence-transformers model whose transformer files are in `folder`:
-    modules.json sits in the folder itself or, in older layouts (0_Transformer/), above it."""
+def _sentence_transformers_dir(folder: Path) -> tuple[str, str] | None:
+    """(pooling, its config file) of a sentence-transformers model whose transformer files
+    are in `folder`: modules.json sits in the folder itself or, in older layouts
+    (0_Transformer/), above it."""
     for root in (folder, folder.parent):
         modules = _read_json(root / "modules.json")
         if not isinstance(modules, list):
@@ -65,13 +66,16 @@ def _sentence_transformers_dir(folder: Path) -> str | None:
         paths = [m.get("path", "") for m in modules
                  if isinstance(m, dict) and str(m.get("type", "")).endswith(".Pooling")]
         for rel in paths:
-            config = _read_json(root / rel / "config.json")
-            if isinstance(config, dict):
-                return _from_pooling_config(config, str(root / rel / "config.json"))
+            config_file = root / rel / "config.json"
+            config = _read_json(config_file)
+            mode = _from_pooling_config(config, str(config_file)) if isinstance(
+                config, dict) else None
+            if mode:
+                return mode, str(config_file)
     return None
 
 
-def _sentence_transformers_hub(repo_id: str) -> str | None:
+def _sentence_transformers_hub(repo_id: str) -> tuple[str, str] | None:
     """The same for a hub id, from the local Hugging Face cache only (never the network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -80,6 +84,7 @@ def _sentence_transformers_hub(repo_id: str) -> str | None:
     modules_file = try_to_load_from_cache(repo_id, "modules.json")
     if not isinstance(modules_file, str):
         return None
+    # the snapshot folder: the pooling config sits there too once it was downloaded
     return _sentence_transformers_dir(Path(modules_file).parent)
 
 
@@ -91,12 +96,8 @@ def checkpoint_pooling(checkpoint: str, family: str) -> tuple[str, str] | None:
         if (isinstance(config, dict) and config.get("pooling") in RUNNER_POOLINGS
                 and config.get("model_type") == POOLED_MODEL_TYPE.format(family=family)):
             return config["pooling"], f"{path / 'config.json'} (saved by runner)"
-        mode = _sentence_transformers_dir(path)
-        where = "its sentence-transformers pooling config"
-    else:
-        mode = _sentence_transformers_hub(checkpoint)
-        where = "its sentence-transformers pooling config (Hugging Face cache)"
-    return (mode, where) if mode else None
+        return _sentence_transformers_dir(path)
+    return _sentence_transformers_hub(checkpoint)
 
 
 def resolve(pooling: str, native: str, checkpoint: str, family: str, init: str

@@ -71,16 +71,20 @@ def _dropout(config) -> float:
 
 class _Pooled:
     """Shared by the per-family classes below (mixed in before the family's PreTrainedModel,
-    whose weight initialisation and checkpoint loading they keep)."""
+    whose weight initialisation and checkpoint loading they keep). Each names its body class
+    and how to build it; the body sits under the family's base_model_prefix."""
 
-    body_kwargs: dict = {}  # fixed arguments for the body (GPT-2: no key/value cache)
+    body_class: type
+    body_init: dict = {}  # BERT / RoBERTa: no pooler, an unused (under DDP, gradient-less) layer
+    body_kwargs: dict = {}  # fixed forward arguments (GPT-2: no key/value cache)
 
-    def _add_head(self, config, body: nn.Module) -> None:
+    def __init__(self, config):
+        super().__init__(config)
         if config.pooling not in RUNNER_POOLINGS:
             raise ValueError(f"pooling={config.pooling!r}: {type(self).__name__} computes "
                              f"{', '.join(RUNNER_POOLINGS)}")
         self.num_labels = config.num_labels
-        setattr(self, self.base_model_prefix, body)
+        setattr(self, self.base_model_prefix, self.body_class(config, **self.body_init))
         self.dropout = nn.Dropout(_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -103,58 +107,36 @@ class _Pooled:
                                         attentions=getattr(out, "attentions", None))
 
 
-class PooledBertConfig(BertConfig):
-    model_type = POOLED_MODEL_TYPE.format(family="bert")
-    pooling: str = "mean"
+def _config_class(base: type, family: str) -> type:
+    """The family's config with its own model_type and a `pooling` field (saved in
+    config.json, so a reload pools the same way)."""
+    return type(f"Pooled{base.__name__}", (base,), {
+        "__module__": __name__, "__annotations__": {"pooling": "str"}, "pooling": "mean",
+        "model_type": POOLED_MODEL_TYPE.format(family=family)})
 
 
-class PooledRobertaConfig(RobertaConfig):
-    model_type = POOLED_MODEL_TYPE.format(family="roberta")
-    pooling: str = "mean"
-
-
-class PooledDistilBertConfig(DistilBertConfig):
-    model_type = POOLED_MODEL_TYPE.format(family="distilbert")
-    pooling: str = "mean"
-
-
-class PooledGPT2Config(GPT2Config):
-    model_type = POOLED_MODEL_TYPE.format(family="gpt2")
-    pooling: str = "mean"
+PooledBertConfig = _config_class(BertConfig, "bert")
+PooledRobertaConfig = _config_class(RobertaConfig, "roberta")
+PooledDistilBertConfig = _config_class(DistilBertConfig, "distilbert")
+PooledGPT2Config = _config_class(GPT2Config, "gpt2")
 
 
 class PooledBertForSequenceClassification(_Pooled, BertPreTrainedModel):
-    config_class = PooledBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        # No pooler: it would be an unused (and, under DDP, gradient-less) trainable layer.
-        self._add_head(config, BertModel(config, add_pooling_layer=False))
+    config_class, body_class, body_init = PooledBertConfig, BertModel, {"add_pooling_layer": False}
 
 
 class PooledRobertaForSequenceClassification(_Pooled, RobertaPreTrainedModel):
-    config_class = PooledRobertaConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        self._add_head(config, RobertaModel(config, add_pooling_layer=False))
+    config_class, body_class = PooledRobertaConfig, RobertaModel
+    body_init = {"add_pooling_layer": False}
 
 
 class PooledDistilBertForSequenceClassification(_Pooled, DistilBertPreTrainedModel):
-    config_class = PooledDistilBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        self._add_head(config, DistilBertModel(config))
+    config_class, body_class = PooledDistilBertConfig, DistilBertModel
 
 
 class PooledGPT2ForSequenceClassification(_Pooled, GPT2PreTrainedModel):
-    config_class = PooledGPT2Config
+    config_class, body_class = PooledGPT2Config, GPT2Model
     body_kwargs = {"use_cache": False}
-
-    def __init__(self, config):
-        super().__init__(config)
-        self._add_head(config, GPT2Model(config))
 
 
 POOLED_CLASSES = (PooledBertForSequenceClassification, PooledRobertaForSequenceClassification,
