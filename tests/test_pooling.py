@@ -174,3 +174,15 @@ def test_saved_models_reload_and_predict_identically(tmp_path):
         logits = model(**AutoTokenizer.from_pretrained(dirs["pooled"])(
             texts[0], return_tensors="pt")).logits[0]
     assert [float(v) for v in logits] == pytest.approx(list(expected[0].values()), abs=1e-6)
+
+
+def test_native_poolings_cache_what_the_registry_says():
+    """A family's native pooling maps to the cache kind its registry entry names."""
+    from runner.config.families import FAMILIES
+    from runner.config.tasks import TASKS
+    from runner.train.body_cache import POOLING_KINDS
+
+    for name, family in FAMILIES.items():
+        spec = family.heads.get("seqcls")
+        if spec is not None and spec.pooling:
+            assert POOLING_KINDS[spec.pooling] == TASKS["seqcls"].body_cache[name], name

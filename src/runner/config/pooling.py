@@ -81,7 +81,10 @@ def _sentence_transformers_hub(repo_id: str) -> tuple[str, str] | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    modules_file = try_to_load_from_cache(repo_id, "modules.json")
+    try:
+        modules_file = try_to_load_from_cache(repo_id, "modules.json")
+    except ValueError:  # not a valid hub id (e.g. a missing local path): vetted later
+        return None
     if not isinstance(modules_file, str):
         return None
     # the snapshot folder: the pooling config sits there too once it was downloaded
