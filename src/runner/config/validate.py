@@ -307,8 +307,8 @@ def _check_pooling(cfg: DictConfig, problems: list[Problem]) -> None:
     elif not spec.pooling:
         problems.append(Problem(
             "head.pooling", f"{pooling!r}: runner offers no choice of pooling for "
-            f"{cfg.head.task} on {cfg.model.family} ({spec.model_class} keeps its own: T5's "
-            "reads the decoder's end-of-sequence state); only head.pooling=auto",
+            f"{cfg.head.task} on {cfg.model.family} ({spec.model_class} pools by itself, "
+            "e.g. T5 reads the decoder's end-of-sequence state); only head.pooling=auto",
             f"drop head.pooling, or use model={'|'.join(offering)}"))
     elif pooling not in (spec.pooling, *RUNNER_POOLINGS):
         problems.append(Problem(
