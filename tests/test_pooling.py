@@ -186,3 +186,17 @@ def test_native_poolings_cache_what_the_registry_says():
         spec = family.heads.get("seqcls")
         if spec is not None and spec.pooling:
             assert POOLING_KINDS[spec.pooling] == TASKS["seqcls"].body_cache[name], name
+
+
+def test_pooled_regression_uses_the_usual_mse_loss():
+    from runner.model.build import build_config, build_model
+
+    cfg = compose(tiny("roberta", "head.pooling=mean", "head.regression=true"))
+    model = build_model(cfg, build_config(cfg)).eval()
+    ids = torch.randint(3, 90, (3, 6))
+    mask = torch.ones_like(ids)
+    mask[0, 3:] = 0
+    labels = torch.tensor([0.5, -1.0, 2.0])
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    assert out.logits.shape == (3, 1)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits[:, 0], labels))
