@@ -11,11 +11,13 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from conftest import compose, fast
-from runner.config.families import family_of, head_spec
+from runner.config.families import FAMILIES, family_of, head_spec
+from runner.config.pooling import RUNNER_POOLINGS
 from runner.data.load import load_data
 from runner.data.tokenizer import config_values, load_tokenizer
 from runner.model.build import build_config, build_model
 from runner.model.freeze import apply_plan, plan_for_model
+from runner.model.pooled import pooling_of
 from runner.run import run
 from runner.tasks import task_for
 from runner.train import body_cache as feature_cache
@@ -43,7 +45,23 @@ def loss_and_grads(model, batch):
 
 @pytest.mark.parametrize("family,head", sorted(feature_cache.KINDS))
 def test_cached_loss_and_gradients_equal_the_real_forward(family, head):
-    cfg, model, plan, task, feats = setup(family, head)
+    assert_cache_is_exact(*setup(family, head))
+
+
+# runner's pooled classes: every pooling that is not the family's native one (those keep
+# the family's class and are covered above).
+POOLED = [(f, p) for f in ("bert", "roberta", "distilbert", "gpt2")
+          for p in RUNNER_POOLINGS if p != FAMILIES[f].heads["seqcls"].pooling]
+
+
+@pytest.mark.parametrize("family,pooling", POOLED)
+def test_cached_pooled_vector_gives_the_same_loss_and_gradients(family, pooling):
+    cfg, model, plan, task, feats = setup(family, "seqcls", f"head.pooling={pooling}")
+    assert feature_cache.kind_for(cfg) == feature_cache.POOLING_KINDS[pooling]
+    assert_cache_is_exact(cfg, model, plan, task, feats)
+
+
+def assert_cache_is_exact(cfg, model, plan, task, feats):
     assert feature_cache.why_not(cfg, plan, head_spec(cfg).body) is None
     model.train()
     frozen_modules_to_eval(model)
@@ -60,9 +78,10 @@ def test_cached_loss_and_gradients_equal_the_real_forward(family, head):
     body = model.get_submodule(head_spec(cfg).body)
     loader = DataLoader(feats.train, collate_fn=collate,
                         batch_sampler=eval_batches(lengths, 8))
-    store = feature_cache.compute(body, feature_cache.KINDS[family, head],
+    store = feature_cache.compute(body, feature_cache.kind_for(cfg),
                                   {"train": (loader, len(lengths), max(lengths))},
-                                  task.tokenizer.pad_token_id, Accelerator(cpu=True))
+                                  task.tokenizer.pad_token_id, Accelerator(cpu=True),
+                                  pooling=pooling_of(model))
     replay = feature_cache.Replay(store, task.tokenizer.pad_token_id, torch.device("cpu"))
     replay.select("train", index)
     with feature_cache.replaying(body, replay):

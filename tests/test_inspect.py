@@ -57,6 +57,7 @@ def test_table_output_shows_the_tree_and_the_split():
     assert "BertForSequenceClassification" in out
     assert "encoder" in out and "classifier" in out
     assert "trainable 770 (" in out  # 384 * 2 + 2
+    assert "pooling    mean: the mean of the token states" in out  # MiniLM's own pooling
 
 
 @pytest.mark.parametrize("model,head", [("minilm", "seqcls"), ("gpt2", "causal_lm"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from runner.config.families import pooling_of
 from runner.config.tasks import TASKS
+
+log = logging.getLogger(__name__)
 
 # Learning rate when trainer.lr is not set. A head alone (or biases / norms alone) learns
 # on fixed features and needs far larger steps than a full fine-tune to move in 3 epochs.
@@ -25,6 +29,10 @@ def fill_defaults(cfg: DictConfig) -> None:
     checkpoint = Path(str(cfg.model.checkpoint)).expanduser()
     if checkpoint.exists() or str(cfg.model.checkpoint).startswith(("./", "../")):
         cfg.model.checkpoint = str(checkpoint.resolve())
+    pooling, why = pooling_of(cfg)
+    if pooling and cfg.head.pooling != pooling:  # recorded (MLflow, run.json) as used
+        log.info("head.pooling=%s (%s)", pooling, why)
+        cfg.head.pooling = pooling
 
 
 def objective(cfg: DictConfig) -> tuple[str, str]:

@@ -7,9 +7,11 @@ Module paths are relative to the family's "body" (the base model inside a task m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from runner.config import pooling as poolings
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,10 @@ class HeadSpec:
     blocks: tuple[str, ...] | None = None  # override of Family.blocks for this head
     # Config values this family needs for this head (e.g. BERT as a causal LM is a decoder).
     config: dict = field(default_factory=dict)
+    # head.pooling (sequence classifiers): the pooling model_class does natively ("" = the
+    # head has no choice of pooling), and runner's class (runner.model.pooled) for the others.
+    pooling: str = ""
+    pooled_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ _T5_CONFIG = {
 
 
 def _bert_like(name: str, prefix: str, checkpoint: str, config: dict, tokenizer_kind: str,
-               lm_head: tuple[str, str]) -> Family:
+               lm_head: tuple[str, str], native_pooling: str) -> Family:
     """BERT and RoBERTa share their layout; only names, defaults and the LM head (class,
     module) differ. As causal LMs they must be decoders (they predict the next token only
     then)."""
@@ -112,7 +118,9 @@ def _bert_like(name: str, prefix: str, checkpoint: str, config: dict, tokenizer_
         embeddings=("embeddings",), blocks=("encoder.layer",), above_blocks=("pooler",),
         tokenizer_kind=tokenizer_kind,
         heads={
-            "seqcls": HeadSpec(f"{prefix}ForSequenceClassification", name, ("classifier",)),
+            "seqcls": HeadSpec(f"{prefix}ForSequenceClassification", name, ("classifier",),
+                               pooling=native_pooling,
+                               pooled_class=f"Pooled{prefix}ForSequenceClassification"),
             "causal_lm": HeadSpec(lm_class, name, (lm_module,), config={"is_decoder": True}),
             "qa": HeadSpec(f"{prefix}ForQuestionAnswering", name, ("qa_outputs",)),
             "tokencls": HeadSpec(f"{prefix}ForTokenClassification", name, ("classifier",)),
@@ -124,7 +132,7 @@ def _bert_like(name: str, prefix: str, checkpoint: str, config: dict, tokenizer_
 # layout (embeddings, blocks, what sits above them); the tokenizer kind; the heads.
 FAMILIES: dict[str, Family] = {
     "bert": _bert_like("bert", "Bert", "bert-base-uncased", _BERT_CONFIG, "wordpiece",
-                       lm_head=("BertLMHeadModel", "cls")),
+                       lm_head=("BertLMHeadModel", "cls"), native_pooling="pooler"),
     "distilbert": Family(
         "distilbert", "distilbert-base-uncased", _DISTILBERT_CONFIG,
         hidden_key="dim", heads_key="n_heads", layers_keys=("n_layers",),
@@ -133,7 +141,8 @@ FAMILIES: dict[str, Family] = {
         heads={
             "seqcls": HeadSpec(
                 "DistilBertForSequenceClassification", "distilbert",
-                ("pre_classifier", "classifier"),
+                ("pre_classifier", "classifier"), pooling="cls",
+                pooled_class="PooledDistilBertForSequenceClassification",
             ),
             "qa": HeadSpec("DistilBertForQuestionAnswering", "distilbert", ("qa_outputs",)),
             "tokencls": HeadSpec(
@@ -142,14 +151,16 @@ FAMILIES: dict[str, Family] = {
         },
     ),
     "roberta": _bert_like("roberta", "Roberta", "roberta-base", _ROBERTA_CONFIG, "bpe",
-                          lm_head=("RobertaForCausalLM", "lm_head")),
+                          lm_head=("RobertaForCausalLM", "lm_head"), native_pooling="cls"),
     "gpt2": Family(
         "gpt2", "gpt2", _GPT2_CONFIG,
         hidden_key="n_embd", heads_key="n_head", layers_keys=("n_layer",),
         embeddings=("wte", "wpe"), blocks=("h",), above_blocks=("ln_f",),
         tokenizer_kind="bpe",
         heads={
-            "seqcls": HeadSpec("GPT2ForSequenceClassification", "transformer", ("score",)),
+            "seqcls": HeadSpec("GPT2ForSequenceClassification", "transformer", ("score",),
+                               pooling="last",
+                               pooled_class="PooledGPT2ForSequenceClassification"),
             "causal_lm": HeadSpec("GPT2LMHeadModel", "transformer", ("lm_head",)),
             "qa": HeadSpec("GPT2ForQuestionAnswering", "transformer", ("qa_outputs",)),
             "tokencls": HeadSpec("GPT2ForTokenClassification", "transformer", ("classifier",)),
@@ -189,7 +200,26 @@ def family_of(cfg: Any) -> Family:
 
 
 def head_spec(cfg: Any) -> HeadSpec:
-    return FAMILIES[cfg.model.family].heads[cfg.head.task]
+    """The run's head: the family table's entry, or runner's pooled class (a classifier
+    alone on the body, under the same body path) when head.pooling is not the native one."""
+    spec = FAMILIES[cfg.model.family].heads[cfg.head.task]
+    if spec.pooled_class and pooling_of(cfg)[0] != spec.pooling:
+        return replace(spec, model_class=spec.pooled_class, head_modules=("classifier",))
+    return spec
+
+
+def pooling_of(cfg: Any) -> tuple[str, str]:
+    """(concrete head.pooling, why) for heads with a choice of pooling; ("", why) otherwise."""
+    spec = FAMILIES[cfg.model.family].heads[cfg.head.task]
+    if not spec.pooling:
+        return "", f"{cfg.head.task} on {cfg.model.family} has no choice of pooling"
+    return poolings.resolve(str(cfg.head.get("pooling", "auto")), spec.pooling,
+                            str(cfg.model.checkpoint), cfg.model.family, cfg.model.init)
+
+
+def pooled_model_type(family: str) -> str:
+    """The config model_type of runner's pooled class for a family."""
+    return poolings.POOLED_MODEL_TYPE.format(family=family)
 
 
 def is_local(checkpoint: str) -> bool:

@@ -49,6 +49,9 @@ class HeadConfig:
     num_labels: int | None = None  # seqcls / tokencls; None = taken from the data
     label_names: list[str] | None = None  # optional names, index = label id
     regression: bool = False  # seqcls with float labels and MSE loss
+    # seqcls: the vector the classifier reads: auto | pooler | cls | mean | max | last
+    # (auto = the checkpoint's own pooling, else the family's native one)
+    pooling: str = "auto"
     # qa
     doc_stride: int = 32  # tokens shared by neighbouring windows (< data.max_length)
     max_answer_length: int = 30

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner.config.families import ARCHITECTURE_KEYS, FAMILIES, supported_pairs_text
+from runner.config.pooling import POOLINGS, RUNNER_POOLINGS
 from runner.config.schema import (
     DATA_FORMATS,
     DATA_SOURCES,
@@ -284,6 +285,36 @@ def _check_head(cfg: DictConfig, problems: list[Problem]) -> None:
     if spec is not None:
         for check in spec.checks:  # the head's own settings, checked by its registry entry
             problems.extend(check(cfg))
+    _check_pooling(cfg, problems)
+
+
+def _check_pooling(cfg: DictConfig, problems: list[Problem]) -> None:
+    """head.pooling: a known name, for a head and family that offer it."""
+    pooling, family = cfg.head.pooling, FAMILIES.get(cfg.model.family)
+    if not _one_of(problems, "head.pooling", pooling, POOLINGS) or pooling == "auto":
+        return
+    spec = family.heads.get(cfg.head.task) if family is not None else None
+    if spec is None:
+        return  # an unknown family or an unsupported pair is reported already
+    offering = sorted(f for f, fam in FAMILIES.items()
+                      if fam.heads.get(cfg.head.task) and fam.heads[cfg.head.task].pooling)
+    if not spec.pooling and not offering:
+        heads = sorted({h for fam in FAMILIES.values() for h, s in fam.heads.items() if s.pooling})
+        problems.append(Problem(
+            "head.pooling", f"{pooling!r} is for heads that classify one vector per sequence "
+            f"(head={'|'.join(heads)}); head={cfg.head.task} reads every token",
+            "drop head.pooling (or set head.pooling=auto)"))
+    elif not spec.pooling:
+        problems.append(Problem(
+            "head.pooling", f"{pooling!r}: runner offers no choice of pooling for "
+            f"{cfg.head.task} on {cfg.model.family} ({spec.model_class} pools by itself, "
+            "e.g. T5 reads the decoder's end-of-sequence state); only head.pooling=auto",
+            f"drop head.pooling, or use model={'|'.join(offering)}"))
+    elif pooling not in (spec.pooling, *RUNNER_POOLINGS):
+        problems.append(Problem(
+            "head.pooling", f"{pooling!r}: {cfg.model.family}'s sequence classifier has no "
+            f"pooler layer (it reads {spec.pooling!r} natively)",
+            f"set head.pooling to one of auto, {', '.join(RUNNER_POOLINGS)}"))
 
 
 def validate(cfg: DictConfig) -> None:

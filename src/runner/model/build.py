@@ -16,10 +16,19 @@ import transformers
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from runner.config.families import Family, HeadSpec, family_of, head_spec, is_local
+from runner.config.families import (
+    Family,
+    HeadSpec,
+    family_of,
+    head_spec,
+    is_local,
+    pooled_model_type,
+    pooling_of,
+)
 from runner.config.tasks import TASKS
 from runner.data.labels import Labels
 from runner.errors import ModelError
+from runner.model import pooled  # noqa: F401 (registers runner's pooled classes)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +80,8 @@ def check_local_checkpoint(path: Path, family: Family) -> bool:
             "of a standard family instead."
         )
     model_type = config.get("model_type")
-    if model_type != family.model_type:
+    # A model runner saved with its own pooling is still of this family.
+    if model_type not in (family.model_type, pooled_model_type(family.name)):
         raise ModelError(
             f"model.checkpoint={str(path)!r} is a {model_type!r} model, but model.family="
             f"{family.name!r} expects {family.model_type!r}. Choose the model= preset that "
@@ -191,14 +201,24 @@ def build_config(
     base, base_values = _base_config(cfg, checkpoint, family)
     _check_override_keys(base, overrides)
     values = {**base_values, **overrides, **head_config_kwargs(cfg, labels), **(extra or {})}
-    for key in ("model_type", "transformers_version", "architectures", "_name_or_path"):
+    for key in ("model_type", "transformers_version", "architectures", "_name_or_path",
+                "pooling"):
         values.pop(key, None)
-    config = AutoConfig.for_model(family.model_type, **values)
+    model_type = family.model_type
+    if uses_pooled_class(cfg):
+        model_type, values["pooling"] = pooled_model_type(family.name), pooling_of(cfg)[0]
+    config = AutoConfig.for_model(model_type, **values)
     if not is_local(checkpoint.path):
         # validate() checked the sizes against a local config.json or the family default;
         # a hub checkpoint's own config.json (cached or downloaded) is only read here.
         _check_config_arithmetic(config, family)
     return config
+
+
+def uses_pooled_class(cfg: DictConfig) -> bool:
+    """True when head.pooling needs runner's pooled class (not the family's own)."""
+    spec = head_spec(cfg)
+    return bool(spec.pooled_class) and spec.model_class == spec.pooled_class
 
 
 def _check_config_arithmetic(config: PretrainedConfig, family: Family) -> None:

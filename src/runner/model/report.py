@@ -8,7 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from runner.config.families import family_of, head_spec
+from runner.config.families import family_of, head_spec, pooling_of
+from runner.config.pooling import DESCRIPTIONS
 from runner.config.validate import validate
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,15 @@ def module_table(model, plan, depth: int) -> list[dict[str, Any]]:
 
 
 def report(cfg: DictConfig, model, plan) -> dict[str, Any]:
+    pooling, why = pooling_of(cfg)
     return {
         "model_class": type(model).__name__,
         "checkpoint": str(cfg.model.checkpoint),
         "init": cfg.model.init,
         "key_config": key_config(model.config),
+        # What a sequence classifier reads (None: the head has no choice), and why.
+        "pooling": pooling or None,
+        "pooling_reason": why if pooling else None,
         "config": model.config.to_dict(),
         "freeze": {"strategy": plan.strategy, "notes": plan.notes},
         "params": {
@@ -75,13 +80,18 @@ def format_table(doc: dict[str, Any], depth_rows: list[dict[str, Any]]) -> str:
         f"model      {doc['model_class']}  (checkpoint {doc['checkpoint']}, init={doc['init']})",
         "config     " + "  ".join(f"{k}={v}" for k, v in doc["key_config"].items()),
         f"freeze     {doc['freeze']['strategy']}",
-        "",
     ]
+    if doc.get("pooling"):
+        lines.append(f"pooling    {doc['pooling']}: {DESCRIPTIONS[doc['pooling']]} "
+                     f"({doc['pooling_reason']})")
+    lines.append("")
     width = max(len("  " * r["level"] + r["name"].rpartition(".")[2]) for r in depth_rows) + 2
-    lines.append(f"{'module':<{width}}{'class':<34}{'total':>14}{'trainable':>14}{'frozen':>14}")
+    cls = max(34, *(len(r["class"]) + 1 for r in depth_rows))
+    lines.append(f"{'module':<{width}}{'class':<{cls}}{'total':>14}{'trainable':>14}"
+                 f"{'frozen':>14}")
     for r in depth_rows:
         label = "  " * r["level"] + (r["name"].rpartition(".")[2] if r["level"] else r["name"])
-        lines.append(f"{label:<{width}}{r['class'][:33]:<34}{r['total']:>14,}"
+        lines.append(f"{label:<{width}}{r['class']:<{cls}}{r['total']:>14,}"
                      f"{r['trainable']:>14,}{r['frozen']:>14,}")
     lines += [
         "",

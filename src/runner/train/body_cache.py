@@ -8,11 +8,14 @@ about the head is re-implemented. The model's modules and weights stay untouched
 checkpoints and the saved model are the same as without the cache.
 
 What is stored per example depends on what the head reads from the body:
-  pooled    BERT's pooler output (sequence classification)
-  first     the first token's state (RoBERTa / DistilBERT sequence classification)
-  last      the last real token's state (GPT-2 sequence classification)
+  pooled    BERT's pooler output (sequence classification, head.pooling=pooler)
+  first     the first token's state (head.pooling=cls: RoBERTa / DistilBERT natively)
+  last      the last real token's state (head.pooling=last: GPT-2 natively)
+  mean, max the mean / maximum of the token states (head.pooling=mean | max)
   sequence  every position, padded to the split's longest row so each position matches
             what the body gives under any batch padding (token classification, QA)
+A sequence classifier's kind follows its head.pooling; with runner's pooled classes the
+stored vector is the model's own pooling function applied to the body's output.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
+from runner.config.families import FAMILIES, pooling_of
 from runner.config.tasks import TASKS
+from runner.model.pooled import pool
+
+# head.pooling -> the kind stored (a family's native pooling maps to its registry kind)
+POOLING_KINDS = {"pooler": "pooled", "cls": "first", "last": "last", "mean": "mean",
+                 "max": "max"}
+VECTOR_KINDS = ("first", "last", "mean", "max")  # one vector per row, read at any position
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +66,11 @@ INDEX = "row_index"  # column naming each feature row, popped before the model s
 def kind_for(cfg: DictConfig) -> str | None:
     """What the frozen-body cache stores for this run's family and head (None: not covered)."""
     spec = TASKS.get(cfg.head.task)
-    return spec.body_cache.get(cfg.model.family) if spec is not None else None
+    kind = spec.body_cache.get(cfg.model.family) if spec is not None else None
+    head = FAMILIES[cfg.model.family].heads.get(cfg.head.task)
+    if kind is None or head is None or not head.pooling:
+        return kind
+    return POOLING_KINDS[pooling_of(cfg)[0]]
 
 
 def covered() -> str:
@@ -124,9 +138,28 @@ def estimate_megabytes(kind: str, rows: int, longest: int, hidden: int) -> float
     return rows * per_row * 4 / 2**20
 
 
+def _values(out, kind: str, inputs: dict, pad_token_id: int, pooling: str | None
+            ) -> torch.Tensor:
+    """What the head reads from the body's output `out`."""
+    if pooling is not None:  # runner's pooled class: its own pooling, exactly
+        return pool(out.last_hidden_state, inputs["attention_mask"], pooling)
+    if kind == "pooled":
+        return out.pooler_output
+    if kind == "first":
+        return out.last_hidden_state[:, 0]
+    if kind == "last":  # GPT-2's rule: the rightmost token that is not padding
+        last = _last_real_token(inputs["input_ids"], pad_token_id)
+        return out.last_hidden_state[torch.arange(len(last)), last]
+    if kind == "sequence":
+        return out.last_hidden_state
+    raise ValueError(f"the {kind!r} features come from runner's pooled classes only")
+
+
 @torch.no_grad()
-def compute(body, kind: str, loaders: dict, pad_token_id: int, accelerator) -> FeatureStore:
-    """Run the frozen body once over every split (batches from the evaluation collator)."""
+def compute(body, kind: str, loaders: dict, pad_token_id: int, accelerator,
+            pooling: str | None = None) -> FeatureStore:
+    """Run the frozen body once over every split (batches from the evaluation collator).
+    `pooling`: the pooling of runner's pooled class around the body (None: a native head)."""
     body.eval()
     splits, output_type = {}, None
     for split, (loader, rows, longest) in loaders.items():
@@ -140,16 +173,7 @@ def compute(body, kind: str, loaders: dict, pad_token_id: int, accelerator) -> F
             with accelerator.autocast():
                 out = body(**inputs)
             output_type = type(out)
-            if kind == "pooled":
-                values = out.pooler_output
-            elif kind == "first":
-                values = out.last_hidden_state[:, 0]
-            elif kind == "last":
-                last = _last_real_token(inputs["input_ids"], pad_token_id)
-                values = out.last_hidden_state[torch.arange(len(last)), last]
-            else:
-                values = out.last_hidden_state
-            values = values.float().cpu()
+            values = _values(out, kind, inputs, pad_token_id, pooling).float().cpu()
             if store is None:
                 store = torch.zeros((rows, *values.shape[1:]), dtype=torch.float32)
             store[index] = values
@@ -173,13 +197,12 @@ class Replay:
         if kind == "pooled":
             dummy = values.new_zeros((values.shape[0], 1, values.shape[1]))
             return make(last_hidden_state=dummy, pooler_output=values)
-        if kind == "first":
-            return make(last_hidden_state=values[:, None, :])
-        if kind == "last":
-            hidden = values.new_zeros((*input_ids.shape, values.shape[-1]))
-            last = _last_real_token(input_ids, self.pad_token_id)
-            hidden[torch.arange(len(last)), last] = values
-            return make(last_hidden_state=hidden)
+        if kind in VECTOR_KINDS:
+            # The stored vector at every position (a view, no copy): whichever position the
+            # head reads (first, last real token) and any pooling over the attention mask
+            # (mean, max) gives the vector back.
+            return make(last_hidden_state=values[:, None, :].expand(
+                -1, input_ids.shape[1], -1))
         return make(last_hidden_state=values[:, : input_ids.shape[1]])
 
 

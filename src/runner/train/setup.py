@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from runner.distributed import use_cpu
+from runner.model.pooled import pooling_of
 from runner.tasks.base import Features, Task
 from runner.train import body_cache
 from runner.train.accelerator import fresh_accelerator
@@ -131,7 +132,7 @@ def body_cache_replay(cfg: DictConfig, plan, model: torch.nn.Module, body_name: 
     start = time.perf_counter()
     model.to(accelerator.device)
     store = body_cache.compute(body_of(model, body_name), kind, loaders, pad_token_id,
-                               accelerator)
+                               accelerator, pooling=pooling_of(model))
     log.info("frozen-body feature cache: computed %s features of %d rows once in %.1f s "
              "(%.1f MB); every epoch and evaluation reuse them", kind,
              sum(len(t) for t in store.splits.values()), time.perf_counter() - start,
