@@ -136,7 +136,7 @@ def test_gradient_checkpointing_lowers_the_peak_memory_of_a_step():
 
 def test_candidates_halve_and_divide_the_rows_per_step():
     assert candidates(64, 64) == [64, 32, 16, 8, 4, 2, 1]
-    assert candidates(30, 30) == [30, 15, 5, 2, 1]  # each divides 30: exact accumulation
+    assert candidates(30, 30) == [30, 15, 6, 3, 1]  # each divides 30: exact accumulation
     assert candidates(16, 64) == [16, 8, 4, 2, 1]  # batch_size=16 x grad_accum=4
 
 

@@ -110,6 +110,8 @@ class Trainer:
         saved = checkpointer.load(latest)
         saved.pop("saved_at", None)
         self.progress = Progress(**saved)
+        self.progress.batch_size = self.parts.batch_size  # the same, read by the setup
+        self.progress.grad_accum = self.parts.grad_accum
         log.info("resumed from %s (step %d, epoch %d)", latest, self.progress.step,
                  self.progress.epoch)
 
@@ -200,7 +202,7 @@ class Trainer:
             loader = acc.skip_first_batches(loader, p.batch_in_epoch)
         for batch in loader:
             if not self._micro_step(batch, window):
-                continue  # accumulating, or a skipped non-finite batch
+                continue  # accumulating
             p.step += 1
             window.steps += 1
             bar.update(1)

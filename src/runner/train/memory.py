@@ -86,16 +86,16 @@ def fits(run_batch: Callable[[int], None], size: int,
          trainable: list[torch.nn.Parameter]) -> bool:
     """Whether a training step at `size` rows fits: the optimizer state AdamW will hold
     (two buffers per trainable parameter) plus a forward and backward pass."""
+    reserved: list[torch.Tensor] = []
     try:
         reserved = [torch.zeros_like(p) for p in trainable for _ in range(2)]
         run_batch(size)
-        del reserved
         ok = True
     except Exception as err:  # noqa: BLE001 (anything but an out-of-memory error re-raises)
         if not is_out_of_memory(err):
             raise
-        ok = False
-        del err  # its traceback holds the step's tensors
+        ok = False  # leaving the except clause frees the traceback and the step's tensors
+    reserved.clear()
     free_memory(trainable)
     return ok
 

@@ -146,6 +146,7 @@ def batch_plan(t: DictConfig, model: torch.nn.Module, run_batch, longest: int,
         log.info("trainer.auto_batch_size: %d rows per batch, as in %s", size, latest)
     else:
         trainable = [p for p in model.parameters() if p.requires_grad]
+        model.to(acc.device)  # before the optimizer-state stand-ins are allocated
         size = memory.largest_batch(run_batch, t.batch_size, per_step, trainable, longest)
         if acc.num_processes > 1:  # the smallest fits everywhere (and divides per_step)
             size = -int(acc.reduce(torch.tensor(-size, device=acc.device), "max"))
@@ -162,7 +163,6 @@ def _probe(t: DictConfig, model: torch.nn.Module, train, lengths: list[int], col
     longest_first = sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
     def run_batch(size: int) -> None:
-        model.to(acc.device)
         model.train()
         if t.frozen_eval_mode:
             memory.frozen_modules_to_eval(model)
