@@ -9,6 +9,8 @@ Each training run is runner's own code path (`run(cfg)`), logger off.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -67,8 +69,10 @@ class Lines(logging.Handler):
 
 def train(*overrides: str) -> tuple[dict, Lines, float]:
     """One runner run: (run.json, its log lines, wall seconds)."""
-    lines = Lines()
-    logging.getLogger("runner").addHandler(lines)
+    lines, logger = Lines(), logging.getLogger("runner")
+    level = logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)  # INFO records reach the handler without a console setup
     try:
         with tempfile.TemporaryDirectory() as out:
             base = ["logger=none", "trainer.save_model=false", "trainer.log_every=20",
@@ -76,11 +80,13 @@ def train(*overrides: str) -> tuple[dict, Lines, float]:
             keys = {o.split("=")[0] for o in overrides}
             base = [b for b in base if b.split("=")[0] not in keys]
             start = time.perf_counter()
-            run(compose([*base, *overrides]))
+            with contextlib.redirect_stdout(io.StringIO()):  # one line per check, not per run
+                run(compose([*base, *overrides]))
             wall = time.perf_counter() - start
             info = json.loads((Path(out) / "run.json").read_text())
     finally:
-        logging.getLogger("runner").removeHandler(lines)
+        logger.removeHandler(lines)
+        logger.setLevel(level)
     return info, lines, wall
 
 
