@@ -231,3 +231,17 @@ def test_auto_batch_size_halves_on_a_real_out_of_memory_error_and_resumes_with_i
     assert resumed["status"] == "FINISHED"
     for key in ("eval/loss", "eval/accuracy"):
         assert resumed["metrics"][key] == pytest.approx(info["metrics"][key], rel=1e-6), key
+
+
+@pytest.mark.parametrize("family,head", [("bert", "seqcls"), ("distilbert", "tokencls"),
+                                         ("roberta", "qa"), ("gpt2", "causal_lm"),
+                                         ("t5", "seq2seq")])
+def test_every_family_trains_with_gradient_checkpointing(tmp_path, family, head):
+    from runner.run import run
+
+    extra = ["data.max_length=96"] if head == "qa" else []
+    run(compose([*fast(head, family, "freeze=bottom_n", "freeze.n=1", "trainer.max_epochs=1",
+                       "trainer.gradient_checkpointing=true", "logger=none", *extra),
+                 f"trainer.output_dir={tmp_path}"]))
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "FINISHED"
