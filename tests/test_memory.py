@@ -245,3 +245,17 @@ def test_every_family_trains_with_gradient_checkpointing(tmp_path, family, head)
                  f"trainer.output_dir={tmp_path}"]))
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["status"] == "FINISHED"
+
+
+def test_the_chosen_batch_size_is_an_mlflow_param_and_in_run_json(tmp_path):
+    from conftest import mlflow_runs
+    from runner.run import run
+
+    run(compose([*fast("seqcls", "bert", "trainer.auto_batch_size=true", "trainer.max_epochs=1"),
+                 f"trainer.output_dir={tmp_path / 'run'}",
+                 f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]))
+    _, (record,) = mlflow_runs(tmp_path / "mlflow.db")
+    params = record.data.params
+    assert (params["trainer.chosen_batch_size"], params["trainer.chosen_grad_accum"]) == ("8", "1")
+    chosen = json.loads((tmp_path / "run" / "run.json").read_text())["chosen"]
+    assert chosen == {"trainer.chosen_batch_size": 8, "trainer.chosen_grad_accum": 1}
