@@ -68,7 +68,13 @@ def run(cfg: DictConfig) -> float | None:
         with state.main_process_first():
             features = task.features(raw)
         parts = build_training(cfg, model, task, features, plan, head_spec(cfg).body,
-                               output_dir)
+                               output_dir, resuming=resume_dir is not None)
+        if cfg.trainer.auto_batch_size:  # what it chose is a hyperparameter of the run
+            chosen = {"trainer.chosen_batch_size": parts.batch_size,
+                      "trainer.chosen_grad_accum": parts.grad_accum}
+            tracker.log_params({k: str(v) for k, v in chosen.items()}, final=True)
+            if state.is_main_process:
+                write_run_file(output_dir, chosen=chosen)
         trainer = Trainer(cfg.trainer, parts, task, features, tracker.log_metrics,
                           objective(cfg))
         if resume_dir is not None:

@@ -117,7 +117,10 @@ class TokenizerConfig:
 class TrainerConfig:
     output_dir: str | None = None  # None = the Hydra job directory
     seed: int = 42
-    batch_size: int = 32
+    batch_size: int = 32  # per process; with auto_batch_size, the largest tried
+    # Halve the batch on out-of-memory until one fits, with gradient accumulation keeping
+    # batch_size x grad_accum per optimizer step (a bool: OmegaConf has no int|"auto").
+    auto_batch_size: bool = False
     eval_batch_size: int = 64
     lr: float | None = None  # None = by freeze strategy (DEFAULT_LR)
     weight_decay: float = 0.01
@@ -126,6 +129,7 @@ class TrainerConfig:
     max_epochs: int = 3
     max_steps: int | None = None
     grad_accum: int = 1
+    gradient_checkpointing: bool = False  # recompute block activations in backward
     max_grad_norm: float = 1.0  # 0 disables clipping
     mixed_precision: str = "no"
     eval_strategy: str = "epoch"  # epoch | steps | no

@@ -51,6 +51,9 @@ class NullTracker:
     def log_config(self, cfg: DictConfig, final: bool = False) -> None:
         pass
 
+    def log_params(self, params: dict[str, str], final: bool = False) -> None:
+        pass
+
     def log_plan(self, model, plan) -> None:
         pass
 

@@ -22,8 +22,10 @@ from runner.errors import RunnerError
 from runner.tasks.base import INDEX, EvalState, Features, Task
 from runner.train import body_cache
 from runner.train.checkpoints import Checkpointer
+from runner.train.memory import frozen_modules_to_eval
 from runner.train.setup import TrainingParts
 from runner.train.signals import stop_on_signals, stopped_by
+from runner.train.tally import DeviceTally
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class Progress:
     evals_without_improvement: int = 0
     skipped_steps: int = 0
     last_metrics: dict[str, float] = field(default_factory=dict)
+    batch_size: int = 0  # rows per micro-batch, and micro-batches per optimizer step: what
+    grad_accum: int = 0  # trainer.auto_batch_size chose is kept for a resumed run
 
 
 @dataclass
@@ -51,38 +55,24 @@ class TrainResult:
 
 
 class LogWindow:
-    """What happened since the last train/ log line: loss, optimizer steps, samples, time."""
+    """What happened since the last train/ log line: loss, optimizer steps, samples, time.
+    The losses arrive from the device at sync points (runner.train.tally)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.loss_sum = 0.0  # micro-batch losses, each divided by the accumulation steps
+        self.loss_sum = 0.0  # finite micro-batch losses
+        self.finite_batches = 0
         self.steps = 0
-        self.samples = 0  # across all processes
+        self.samples = 0  # across all processes, skipped batches included
         self.start = time.perf_counter()
 
-    def add_batch(self, loss: float, samples: int) -> None:
-        self.loss_sum += loss
-        self.samples += samples
-
-    def mean_loss(self) -> float:
-        return self.loss_sum / self.steps
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.finite_batches if self.finite_batches else None
 
     def samples_per_second(self) -> float:
         return self.samples / (time.perf_counter() - self.start)
-
-
-def frozen_modules_to_eval(model: torch.nn.Module) -> None:
-    """Put every module whose parameters are all frozen in eval mode (no dropout).
-
-    Parameter-free modules (a dropout right before a trainable head) follow their parent,
-    so the head still trains with its dropout.
-    """
-    for module in model.modules():
-        params = list(module.parameters())
-        if params and not any(p.requires_grad for p in params):
-            module.eval()
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
@@ -101,7 +91,12 @@ class Trainer:
         self.objective_name, self.objective_mode = objective
         self.accelerator, self.model = parts.accelerator, parts.model
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.progress = Progress()
+        self.grad_accum = parts.grad_accum
+        self.progress = Progress(batch_size=parts.batch_size, grad_accum=parts.grad_accum)
+        reduce_max = ((lambda x: self.accelerator.reduce(x, "max"))
+                      if self.accelerator.num_processes > 1 else None)
+        self.tally = DeviceTally(self.accelerator.device, reduce_max)
+        self.window = LogWindow()
         self.saved_step = self.evaluated_step = -1
         self.stopped_early = False  # early stopping's patience ran out
 
@@ -115,10 +110,13 @@ class Trainer:
         saved = checkpointer.load(latest)
         saved.pop("saved_at", None)
         self.progress = Progress(**saved)
+        self.progress.batch_size = self.parts.batch_size  # the same, read by the setup
+        self.progress.grad_accum = self.parts.grad_accum
         log.info("resumed from %s (step %d, epoch %d)", latest, self.progress.step,
                  self.progress.epoch)
 
     def save(self) -> None:
+        self._sync()  # never save the weights a non-finite loss has already reached
         if self.saved_step == self.progress.step:
             return
         path = self.parts.checkpointer.save(self.progress.step, vars(self.progress))
@@ -138,6 +136,7 @@ class Trainer:
             frozen_modules_to_eval(self.model)
 
     def evaluate(self) -> dict[str, float]:
+        self._sync()
         acc = self.accelerator
         self.model.eval()
         state = EvalState()
@@ -183,7 +182,8 @@ class Trainer:
         self._train_mode()
         bar = tqdm(total=self.parts.total_steps, initial=p.step, desc="training",
                    disable=not self.accelerator.is_main_process, dynamic_ncols=True)
-        window = LogWindow()
+        window = self.window
+        window.reset()
         with stop_on_signals() as (signals, handlers):
             while (p.epoch < self.parts.max_epochs and p.step < self.parts.total_steps
                    and not self.stopped_early):
@@ -202,7 +202,7 @@ class Trainer:
             loader = acc.skip_first_batches(loader, p.batch_in_epoch)
         for batch in loader:
             if not self._micro_step(batch, window):
-                continue  # accumulating, or a skipped non-finite batch
+                continue  # accumulating
             p.step += 1
             window.steps += 1
             bar.update(1)
@@ -213,24 +213,18 @@ class Trainer:
         return True
 
     def _micro_step(self, batch: dict, window: LogWindow) -> bool:
-        """Forward and backward one (micro-)batch; True when it completed an optimizer step."""
-        acc, t, p = self.accelerator, self.t, self.progress
-        self._seed_step(p.step * t.grad_accum + p.batch_in_epoch % t.grad_accum)
+        """Forward and backward one (micro-)batch; True when it completed an optimizer step.
+        Nothing here reads a device value on the host (see runner.train.tally)."""
+        acc, p, accum = self.accelerator, self.progress, self.grad_accum
+        self._seed_step(p.step * accum + p.batch_in_epoch % accum)
         self._select("train", batch)
         replaying = body_cache.replaying(self.parts.body, self.parts.replay)
         with acc.accumulate(self.model), replaying:
             loss = self.model(**batch).loss
-            finite = self._finite(loss)
-            if finite:
-                self._optimise(loss)
-            else:
-                self._non_finite(loss)  # raises, unless trainer.nan_policy=skip
-                self.parts.optimizer.zero_grad()
+            self.tally.add(loss, p.step + 1, p.epoch + 1)
+            self._optimise(loss)  # accelerate divides it by the accumulation steps
         p.batch_in_epoch += 1
-        if not finite:
-            return False
-        window.add_batch(float(loss.detach()) / t.grad_accum,
-                         len(batch["input_ids"]) * acc.num_processes)
+        window.samples += len(batch["input_ids"]) * acc.num_processes
         return acc.sync_gradients
 
     def _optimise(self, loss: torch.Tensor) -> None:
@@ -238,7 +232,11 @@ class Trainer:
         acc.backward(loss)
         if acc.sync_gradients and self.t.max_grad_norm:
             acc.clip_grad_norm_(self.trainable, self.t.max_grad_norm)
-        parts.optimizer.step()  # accelerate makes these no-ops until the window is complete
+        step = True
+        if acc.sync_gradients and self.t.nan_policy == "skip":
+            step = self.tally.guard(parts.optimizer.optimizer)
+        if step:
+            parts.optimizer.step()  # accelerate makes these no-ops until the window is done
         parts.scheduler.step()
         parts.optimizer.zero_grad()
 
@@ -261,14 +259,17 @@ class Trainer:
 
     def _log_window(self, bar, window: LogWindow) -> None:
         p = self.progress
+        self._sync()
         mean_loss, samples_per_second = window.mean_loss(), window.samples_per_second()
+        loss = {} if mean_loss is None else {"train/loss": mean_loss}  # None: all skipped
         self.log_metrics({
-            "train/loss": mean_loss,
+            **loss,
             "train/lr": self.parts.scheduler.get_last_lr()[0],
             "train/samples_per_second": samples_per_second,
             "train/epoch": p.epoch + p.batch_in_epoch / len(self.parts.train_loader),
         }, p.step)
-        bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{samples_per_second:.0f}")
+        bar.set_postfix(loss=f"{mean_loss:.4f}" if mean_loss is not None else "skipped",
+                        samples_s=f"{samples_per_second:.0f}")
         window.reset()
 
     def _end_epoch(self) -> None:
@@ -282,6 +283,7 @@ class Trainer:
     def _finish(self) -> TrainResult:
         """Evaluate the final weights (unless just done), save, report peak memory."""
         p = self.progress
+        self._sync()
         if self.stopped_early:
             log.info("early stopping: %s did not improve for %d evaluations",
                      self.objective_name, self.t.early_stopping_patience)
@@ -301,21 +303,23 @@ class Trainer:
         index = micro_batch * acc.num_processes + acc.process_index
         torch.manual_seed((self.t.seed * 1_000_003 + index) % 2**63)
 
-    def _finite(self, loss: torch.Tensor) -> bool:
-        finite = torch.isfinite(loss.detach()).float()
-        if self.accelerator.num_processes > 1:  # every rank must take the same decision
-            finite = self.accelerator.reduce(finite, "min")
-        return bool(finite.item())
-
-    def _non_finite(self, loss: torch.Tensor) -> None:
-        p = self.progress
-        if self.t.nan_policy == "skip":
-            p.skipped_steps += 1
-            log.warning("non-finite loss (%s) at step %d: batch skipped (%d so far)",
-                        float(loss.detach()), p.step + 1, p.skipped_steps)
+    def _sync(self) -> None:
+        """A sync point: bring the device's tally to the host (one copy) and act on it."""
+        if not self.tally.pending():
             return
-        raise TrainingError(
-            f"the loss became {float(loss.detach())} at step {p.step + 1} (epoch {p.epoch + 1}); "
-            "training stopped rather than hide it. Lower trainer.lr, keep gradient clipping on "
-            "(trainer.max_grad_norm), check the data, or set trainer.nan_policy=skip to skip "
-            "such batches.")
+        got, p, t = self.tally.sync(), self.progress, self.t
+        self.window.loss_sum += got.loss_sum
+        self.window.finite_batches += got.finite_batches
+        if got.first_bad is not None and t.nan_policy == "stop":
+            step, epoch, value = got.first_bad
+            raise TrainingError(
+                f"the loss became {value} at step {step} (epoch {epoch}); training stopped "
+                "rather than hide it. Lower trainer.lr, keep gradient clipping on "
+                "(trainer.max_grad_norm), check the data, or set trainer.nan_policy=skip to "
+                "skip such batches.")
+        if got.skipped_steps:
+            p.skipped_steps += got.skipped_steps
+            step, _, value = got.first_bad or (p.step, 0, float("nan"))
+            log.warning("non-finite loss (%s) at step %d: %d optimizer steps skipped up to "
+                        "step %d (%d so far)", value, step, got.skipped_steps, p.step,
+                        p.skipped_steps)

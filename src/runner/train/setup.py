@@ -4,6 +4,7 @@ runs them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -13,17 +14,19 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
 from omegaconf import DictConfig
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from runner.distributed import use_cpu
 from runner.model.pooled import pooling_of
-from runner.tasks.base import Features, Task
-from runner.train import body_cache
+from runner.tasks.base import INDEX, Features, Task
+from runner.train import body_cache, memory
 from runner.train.accelerator import fresh_accelerator
 from runner.train.batching import TrainBatches, eval_batches
-from runner.train.checkpoints import Checkpointer
+from runner.train.checkpoints import PROGRESS, Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +47,46 @@ class TrainingParts:
     checkpointer: Checkpointer
     total_steps: int  # optimizer steps in the whole run
     max_epochs: int  # epochs the loop may start (enough for total_steps under max_steps)
+    batch_size: int  # rows per micro-batch (trainer.batch_size, or what auto chose)
+    grad_accum: int  # micro-batches per optimizer step
 
 
 def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features: Features,
-                   plan, body_name: str, output_dir: Path) -> TrainingParts:
+                   plan, body_name: str, output_dir: Path, resuming: bool = False
+                   ) -> TrainingParts:
     """Build the run's training parts. The order matters: the feature cache runs the bare
     body before accelerate prepares (and, with several processes, wraps) the model."""
     t = cfg.trainer
+    # Non-blocking copies from pinned memory: moving a batch to the GPU must not wait for
+    # the previous step to finish (a plain copy synchronizes the host with the device).
     acc = fresh_accelerator(mixed_precision=t.mixed_precision,
-                            gradient_accumulation_steps=t.grad_accum, cpu=use_cpu(t.cpu))
+                            gradient_accumulation_steps=t.grad_accum, cpu=use_cpu(t.cpu),
+                            dataloader_config=DataLoaderConfiguration(non_blocking=True))
+    pin = acc.device.type == "cuda"
+    if t.gradient_checkpointing:
+        memory.enable_gradient_checkpointing(model)
     collate = task.collator(model)
     lengths = {split: _lengths(getattr(features, split)) for split in ("train", "validation")}
     body = body_of(model, body_name)  # before accelerate wraps the model
     replay = body_cache_replay(cfg, plan, model, body_name, task, features, lengths, acc)
-    train_batches = TrainBatches(lengths["train"], t.batch_size, t.seed, t.group_by_length)
-    train_loader = DataLoader(features.train, batch_sampler=train_batches, collate_fn=collate)
-    eval_loader = DataLoader(features.validation, collate_fn=collate, batch_sampler=eval_batches(
-        lengths["validation"], t.eval_batch_size))
-    optimizer = torch.optim.AdamW(optimizer_groups(model, t.weight_decay), lr=t.lr)
+    checkpointer = Checkpointer(output_dir, t.keep_checkpoints, acc)
+    batch_size, grad_accum = batch_plan(
+        t, model, _probe(t, model, features.train, lengths["train"], collate, body, replay, acc),
+        max(lengths["train"]), checkpointer if resuming else None, acc)
+    acc.gradient_accumulation_steps = grad_accum
+    train_batches = TrainBatches(lengths["train"], batch_size, t.seed, t.group_by_length)
+    train_loader = DataLoader(features.train, batch_sampler=train_batches, collate_fn=collate,
+                              pin_memory=pin)
+    eval_loader = DataLoader(features.validation, collate_fn=collate, pin_memory=pin,
+                             batch_sampler=eval_batches(lengths["validation"], t.eval_batch_size))
+    # Fused AdamW: one kernel, and it skips a step on the device when told to (found_inf),
+    # so trainer.nan_policy=skip needs no host sync (runner.train.tally).
+    fused = acc.device.type in _get_fused_kernels_supported_devices()
+    optimizer = torch.optim.AdamW(optimizer_groups(model, t.weight_decay), lr=t.lr,
+                                  fused=fused or None)
     model, optimizer, train_loader, eval_loader = acc.prepare(
         model, optimizer, train_loader, eval_loader)
-    total_steps, max_epochs = step_budget(t, len(train_loader))
+    total_steps, max_epochs = step_budget(t, len(train_loader), grad_accum)
     scheduler = acc.prepare(get_scheduler(
         t.schedule, optimizer,
         num_warmup_steps=int(t.warmup_ratio * total_steps) * acc.num_processes,
@@ -72,13 +94,14 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     return TrainingParts(
         accelerator=acc, model=model, optimizer=optimizer, scheduler=scheduler,
         train_loader=train_loader, train_batches=train_batches, eval_loader=eval_loader,
-        body=body, replay=replay, checkpointer=Checkpointer(output_dir, t.keep_checkpoints, acc),
-        total_steps=total_steps, max_epochs=max_epochs)
+        body=body, replay=replay, checkpointer=checkpointer, total_steps=total_steps,
+        max_epochs=max_epochs, batch_size=batch_size, grad_accum=grad_accum)
 
 
-def step_budget(t: DictConfig, batches_per_epoch: int) -> tuple[int, int]:
+def step_budget(t: DictConfig, batches_per_epoch: int, grad_accum: int | None = None
+                ) -> tuple[int, int]:
     """(optimizer steps in all, epochs to start): max_steps, when set, wins over max_epochs."""
-    steps_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)
+    steps_per_epoch = math.ceil(batches_per_epoch / (grad_accum or t.grad_accum))
     if not t.max_steps:
         return steps_per_epoch * t.max_epochs, t.max_epochs
     return t.max_steps, math.ceil(t.max_steps / steps_per_epoch)
@@ -104,6 +127,56 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 def _lengths(ds) -> list[int]:
     return [len(ids) for ids in ds["input_ids"]]
+
+
+# ------------------------------------------------------------------ batch size
+
+
+def batch_plan(t: DictConfig, model: torch.nn.Module, run_batch, longest: int,
+               checkpointer: Checkpointer | None, acc: Accelerator) -> tuple[int, int]:
+    """(rows per micro-batch, micro-batches per optimizer step). With auto_batch_size: what
+    the resumed checkpoint used (so a resumed run sees the same batches), else the largest
+    size that fits, agreed by all processes."""
+    if not t.auto_batch_size:
+        return t.batch_size, t.grad_accum
+    per_step = t.batch_size * t.grad_accum
+    latest = checkpointer.latest() if checkpointer is not None else None
+    saved = json.loads((latest / PROGRESS).read_text()) if latest is not None else {}
+    if saved.get("batch_size"):
+        size = saved["batch_size"]
+        log.info("trainer.auto_batch_size: %d rows per batch, as in %s", size, latest)
+    else:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        model.to(acc.device)  # before the optimizer-state stand-ins are allocated
+        size = memory.largest_batch(run_batch, t.batch_size, per_step, trainable, longest)
+        if acc.num_processes > 1:  # the smallest fits everywhere (and divides per_step)
+            size = -int(acc.reduce(torch.tensor(-size, device=acc.device), "max"))
+    log.info("trainer.auto_batch_size: batch %d x %d accumulation steps = %d rows per "
+             "optimizer step (probed on the %d-token longest rows)", size, per_step // size,
+             per_step, longest)
+    return size, per_step // size
+
+
+def _probe(t: DictConfig, model: torch.nn.Module, train, lengths: list[int], collate,
+           body: torch.nn.Module, replay, acc: Accelerator):
+    """run_batch(size): a training forward and backward on the `size` longest rows, run
+    as the loop runs it (device, mixed precision, feature cache, train/eval modes)."""
+    longest_first = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+    def run_batch(size: int) -> None:
+        model.train()
+        if t.frozen_eval_mode:
+            memory.frozen_modules_to_eval(model)
+        loader = DataLoader(train, batch_sampler=[longest_first[:size]], collate_fn=collate)
+        batch = {k: v.to(acc.device) for k, v in next(iter(loader)).items()}
+        rows = batch.pop(INDEX)
+        if replay is not None:
+            replay.select("train", rows)
+        with body_cache.replaying(body, replay), acc.autocast():
+            loss = model(**batch).loss
+        loss.backward()
+
+    return run_batch
 
 
 # ------------------------------------------------------------------ frozen-body cache
