@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,16 +73,20 @@ class LogWindow:
         return self.samples / (time.perf_counter() - self.start)
 
 
-def frozen_modules_to_eval(model: torch.nn.Module) -> None:
+def frozen_modules_to_eval(model: torch.nn.Module, also: Iterable[torch.nn.Module] = ()
+                           ) -> None:
     """Put every module whose parameters are all frozen in eval mode (no dropout).
 
     Parameter-free modules (a dropout right before a trainable head) follow their parent,
-    so the head still trains with its dropout.
+    so the head still trains with its dropout; `also` names those that belong to the frozen
+    part instead (GPT-2's dropout on its frozen embeddings).
     """
     for module in model.modules():
         params = list(module.parameters())
         if params and not any(p.requires_grad for p in params):
             module.eval()
+    for module in also:
+        module.eval()
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
@@ -135,7 +139,7 @@ class Trainer:
     def _train_mode(self) -> None:
         self.model.train()
         if self.t.frozen_eval_mode:
-            frozen_modules_to_eval(self.model)
+            frozen_modules_to_eval(self.model, self.parts.frozen_dropout)
 
     def evaluate(self) -> dict[str, float]:
         acc = self.accelerator

@@ -19,7 +19,7 @@ from transformers import get_scheduler
 
 from runner.distributed import use_cpu
 from runner.tasks.base import Features, Task
-from runner.train import body_cache
+from runner.train import body_cache, prefix_cache
 from runner.train.accelerator import fresh_accelerator
 from runner.train.batching import TrainBatches, eval_batches
 from runner.train.checkpoints import Checkpointer
@@ -39,7 +39,9 @@ class TrainingParts:
     train_batches: TrainBatches  # the train loader's batch sampler: use_epoch per epoch
     eval_loader: DataLoader
     body: torch.nn.Module  # the base model inside the task model (replay stands in for it)
-    replay: body_cache.Replay | None  # None: the body runs on every batch
+    # The frozen body's or the frozen prefix's stand-in; None: the model runs in full.
+    replay: body_cache.Replay | prefix_cache.PrefixReplay | None
+    frozen_dropout: list[torch.nn.Module]  # run in eval mode with the frozen embeddings
     checkpointer: Checkpointer
     total_steps: int  # optimizer steps in the whole run
     max_epochs: int  # epochs the loop may start (enough for total_steps under max_steps)
@@ -56,6 +58,13 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     lengths = {split: _lengths(getattr(features, split)) for split in ("train", "validation")}
     body = body_of(model, body_name)  # before accelerate wraps the model
     replay = body_cache_replay(cfg, plan, model, body_name, task, features, lengths, acc)
+    if replay is None:
+        replay = prefix_cache.prepare(
+            cfg, plan, model, body_name,
+            _cache_loaders(features, collate, lengths, t.eval_batch_size), acc, output_dir,
+            task.tokenizer.pad_token_id)
+    frozen_dropout = prefix_cache.frozen_dropout(cfg, model, plan,
+                                                 prefix_cache.layout_of(cfg, model), body_name)
     train_batches = TrainBatches(lengths["train"], t.batch_size, t.seed, t.group_by_length)
     train_loader = DataLoader(features.train, batch_sampler=train_batches, collate_fn=collate)
     eval_loader = DataLoader(features.validation, collate_fn=collate, batch_sampler=eval_batches(
@@ -71,7 +80,8 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     return TrainingParts(
         accelerator=acc, model=model, optimizer=optimizer, scheduler=scheduler,
         train_loader=train_loader, train_batches=train_batches, eval_loader=eval_loader,
-        body=body, replay=replay, checkpointer=Checkpointer(output_dir, t.keep_checkpoints, acc),
+        body=body, replay=replay, frozen_dropout=frozen_dropout,
+        checkpointer=Checkpointer(output_dir, t.keep_checkpoints, acc),
         total_steps=total_steps, max_epochs=max_epochs)
 
 
