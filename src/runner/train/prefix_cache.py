@@ -65,6 +65,10 @@ def _relative(path: str, body: str) -> str:
     return path[len(body) + 1:] if body else path
 
 
+def _trainable_names(plan: FreezePlan) -> list[str]:
+    return [n for d in plan.decisions if d.trainable for n in d.param.names]  # with aliases
+
+
 def find(cfg: DictConfig, plan: FreezePlan, layout: Layout, body: str) -> Prefix | str:
     """The frozen prefix of this run's plan, or why there is none to cache."""
     family = family_of(cfg)
@@ -72,7 +76,7 @@ def find(cfg: DictConfig, plan: FreezePlan, layout: Layout, body: str) -> Prefix
         return "trainer.cache_features=false"
     if not cfg.trainer.frozen_eval_mode:
         return "trainer.frozen_eval_mode=false: dropout in the frozen part changes its outputs"
-    trainable = [n for d in plan.decisions if d.trainable for n in d.param.names]
+    trainable = _trainable_names(plan)
 
     def first_trainable(prefixes: list[str]) -> str | None:
         return next((n for n in trainable if any(_under(n, p) for p in prefixes)), None)
@@ -89,9 +93,9 @@ def find(cfg: DictConfig, plan: FreezePlan, layout: Layout, body: str) -> Prefix
     (stack, blocks), = layout.stacks.items()
     k = next((i for i, block in enumerate(blocks) if first_trainable([block])), len(blocks))
     if family.prefix_max_blocks is not None and k > family.prefix_max_blocks:
-        return (f"only the embeddings of {family.name} can be cached exactly (its stack applies "
-                f"one dropout module below block 0 and above the top block), which saves "
-                f"nothing here: the bottom {k} blocks are frozen")
+        return (f"the {k} frozen bottom blocks of {family.name} cannot be cached exactly: its "
+                "stack applies one dropout module below block 0 and above the top block, so "
+                "they see dropout noise (only freeze=embeddings or freeze=encoder are cached)")
     return Prefix(family.prefix_entry, _relative(stack, body), k)
 
 
@@ -101,8 +105,7 @@ def frozen_dropout(cfg: DictConfig, model: torch.nn.Module, plan: FreezePlan, la
     frozen: it belongs to the frozen part, so it runs in eval mode with it, cached or not."""
     if not cfg.trainer.frozen_eval_mode:
         return []
-    names = {n for d in plan.decisions if d.trainable for n in d.param.names}
-    if any(_under(n, p) for n in names for p in layout.embeddings):
+    if any(_under(n, p) for n in _trainable_names(plan) for p in layout.embeddings):
         return []
     return [model.get_submodule(_join(body, m)) for m in family_of(cfg).embedding_dropout]
 
