@@ -133,10 +133,10 @@ def test_a_cache_that_loses_the_mask_or_the_positions_is_caught(broken, tmp_path
     batch, index, _ = padded_batch(task, model, feats)
     real = loss_and_grads(model, batch)
     if broken == "mask below":  # the frozen block ran without the attention mask
-        def unmasked(inputs, length, pad_token_id, pad=body_cache._pad_to):
-            out = pad(inputs, length, pad_token_id)
+        def unmasked(batch, inputs=body_cache._model_inputs):
+            out = inputs(batch)
             return {**out, "attention_mask": torch.ones_like(out["attention_mask"])}
-        monkeypatch.setattr(body_cache, "_pad_to", unmasked)
+        monkeypatch.setattr(body_cache, "_model_inputs", unmasked)
     lengths = {"train": [len(ids) for ids in feats.train["input_ids"]]}
     loaders = _cache_loaders(feats, task.collator(model), lengths, 4)
     with positions_zeroed(model) if broken == "positions" else nullcontext():

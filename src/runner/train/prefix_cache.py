@@ -33,6 +33,7 @@ import torch
 from omegaconf import DictConfig
 
 from runner.config.families import family_of, head_spec
+from runner.config.tasks import TASKS
 from runner.model.freeze import FreezePlan, Layout, _under, describe_parameters
 from runner.train.body_cache import frozen_inputs
 
@@ -133,11 +134,11 @@ class Store:
             weakref.finalize(self, shutil.rmtree, folder, True)
 
     def write(self, split: str, index: torch.Tensor, values: torch.Tensor) -> None:
-        target = self.splits[split]
+        target, length = self.splits[split], values.shape[1]  # the batch's padded length
         if self.folder is None:
-            target[index] = values
+            target[index, :length] = values
         else:
-            target[index.numpy()] = values.numpy()
+            target[index.numpy(), :length] = values.numpy()
 
     def rows(self, split: str, index: torch.Tensor, length: int) -> torch.Tensor:
         """The rows' first `length` positions (the batch's padded length)."""
@@ -191,9 +192,13 @@ def _hidden(output) -> torch.Tensor:
 
 @torch.no_grad()
 def compute(body: torch.nn.Module, prefix: Prefix, loaders: dict, store: Store,
-            pad_token_id: int, accelerator) -> type:
+            pad_token_id: int, accelerator, pad_rows: bool) -> type:
     """Run the frozen part once over every split, in eval mode, stopping at the boundary;
-    returns the type of the boundary module's output (the encoder's, under freeze=encoder)."""
+    returns the type of the boundary module's output (the encoder's, under freeze=encoder).
+
+    Padded positions only reach the output at padded positions (the attention mask hides
+    them as keys), so unless the loss reads those (pad_rows), each batch is padded to its
+    own longest row only and the positions beyond it stay zero: far less to compute."""
     body.eval()
     runner = body.get_submodule(prefix.entry) if prefix.encoder else body
     boundary = (body.get_submodule(prefix.entry) if prefix.encoder or not prefix.blocks
@@ -209,7 +214,7 @@ def compute(body: torch.nn.Module, prefix: Prefix, loaders: dict, store: Store,
     hook = boundary.register_forward_hook(reached)
     try:
         for split, index, inputs in frozen_inputs(loaders, pad_token_id, accelerator.device,
-                                                  pad_rows=True):
+                                                  pad_rows):
             try:
                 with accelerator.autocast():
                     runner(**inputs)
@@ -275,7 +280,8 @@ def prepare(cfg: DictConfig, plan: FreezePlan, model: torch.nn.Module, body_name
     body = model.get_submodule(body_name) if body_name else model
     start = time.perf_counter()
     model.to(accelerator.device)
-    output_type = compute(body, prefix, loaders, store, pad_token_id, accelerator)
+    output_type = compute(body, prefix, loaders, store, pad_token_id, accelerator,
+                          pad_rows=TASKS[cfg.head.task].reads_padding)
     log.info("frozen prefix cached: %s, %d rows, %.1f MB %s, computed in %.1f s",
              prefix.describe(body_name), sum(s[0] for s in shapes.values()), store.megabytes,
              store.where, time.perf_counter() - start)
