@@ -46,6 +46,14 @@ class Family:
     above_blocks: tuple[str, ...] = ()  # body modules above the top block (pooler, final norm)
     encoder: tuple[str, ...] = ()  # what freeze=encoder freezes (encoder-decoder families)
     norm_classes: tuple[str, ...] = ("LayerNorm",)  # normalization classes (freeze=layernorm)
+    # The frozen-prefix cache (runner.train.prefix_cache): the body module whose output
+    # enters the first block (embeddings plus positions and token types), and how many
+    # bottom blocks may be skipped (None: all; T5: 0, see its entry).
+    prefix_entry: str = "embeddings"
+    prefix_max_blocks: int | None = None
+    # Dropout applied to the embeddings' output outside their modules (GPT-2's `drop`): it
+    # runs in eval mode when the embeddings are frozen, like the dropout inside BERT's.
+    embedding_dropout: tuple[str, ...] = ()
     # Heads are split across heads only when hidden size is a multiple of the head count
     # (T5 has its own per-head size d_kv, so any head count is valid there).
     heads_must_divide_hidden: bool = True
@@ -156,7 +164,7 @@ FAMILIES: dict[str, Family] = {
         "gpt2", "gpt2", _GPT2_CONFIG,
         hidden_key="n_embd", heads_key="n_head", layers_keys=("n_layer",),
         embeddings=("wte", "wpe"), blocks=("h",), above_blocks=("ln_f",),
-        tokenizer_kind="bpe",
+        tokenizer_kind="bpe", prefix_entry="drop", embedding_dropout=("drop",),
         heads={
             "seqcls": HeadSpec("GPT2ForSequenceClassification", "transformer", ("score",),
                                pooling="last",
@@ -173,6 +181,9 @@ FAMILIES: dict[str, Family] = {
         embeddings=("shared",), blocks=("encoder.block", "decoder.block"),
         above_blocks=("encoder.final_layer_norm", "decoder.final_layer_norm"),
         encoder=("encoder",), norm_classes=("T5LayerNorm",), tokenizer_kind="unigram",
+        # One dropout module of the stack acts on the embeddings and on its final output,
+        # so it cannot be off for frozen bottom blocks alone: only k=0 blocks are exact.
+        prefix_entry="encoder.embed_tokens", prefix_max_blocks=0,
         heads_must_divide_hidden=False,
         heads={
             "seqcls": HeadSpec(

@@ -54,6 +54,9 @@ class TaskSpec:
     translation_rows: bool = False  # {"translation": {lang: text}} rows give source / target
     word_inputs: bool = False  # text comes as pre-split words (byte-level BPE: prefix space)
     fast_tokenizer: bool = False  # preprocessing needs a fast tokenizer (offsets, word ids)
+    # The loss reads outputs at padded positions too (QA's span logits): the frozen-prefix
+    # cache then stores them exactly, computed under the split's longest padding.
+    reads_padding: bool = False
     # Checks of the head's own settings, run by validate() with all the others:
     # cfg -> problems. Pure config (no torch), like everything here.
     checks: tuple[Callable[[Any], list[Problem]], ...] = ()
@@ -147,7 +150,7 @@ for _spec in (
         metrics=(Metric("exact_match", "max", "0-100"), Metric("f1", "max", "0-100")),
         objective="f1",
         body_cache=dict.fromkeys(_ENCODERS, "sequence"),
-        row_ids=True, fast_tokenizer=True, checks=(_doc_stride_fits,),
+        row_ids=True, fast_tokenizer=True, checks=(_doc_stride_fits,), reads_padding=True,
     ),
     TaskSpec(
         "tokencls", "AutoModelForTokenClassification",

@@ -21,7 +21,7 @@ stored vector is the model's own pooling function applied to the body's output.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -155,6 +155,20 @@ def _values(out, kind: str, inputs: dict, pad_token_id: int, pooling: str | None
     raise ValueError(f"the {kind!r} features come from runner's pooled classes only")
 
 
+def frozen_inputs(loaders: dict, pad_token_id: int, device, pad_rows: bool
+                  ) -> Iterator[tuple[str, torch.Tensor, dict]]:
+    """(split, row index, model inputs on the device) for every evaluation batch of every
+    split: what a frozen part runs on once. pad_rows pads each batch to its split's longest
+    row, so every stored position matches what the model computes under any batch padding."""
+    for split, (loader, _, longest) in loaders.items():
+        for batch in loader:
+            index = batch.pop(INDEX)
+            inputs = _model_inputs(batch)
+            if pad_rows:
+                inputs = _pad_to(inputs, longest, pad_token_id)
+            yield split, index, {k: v.to(device) for k, v in inputs.items()}
+
+
 @torch.no_grad()
 def compute(body, kind: str, loaders: dict, pad_token_id: int, accelerator,
             pooling: str | None = None) -> FeatureStore:
@@ -162,22 +176,16 @@ def compute(body, kind: str, loaders: dict, pad_token_id: int, accelerator,
     `pooling`: the pooling of runner's pooled class around the body (None: a native head)."""
     body.eval()
     splits, output_type = {}, None
-    for split, (loader, rows, longest) in loaders.items():
-        store = None
-        for batch in loader:
-            index = batch.pop(INDEX)
-            inputs = _model_inputs(batch)
-            if kind == "sequence":
-                inputs = _pad_to(inputs, longest, pad_token_id)
-            inputs = {k: v.to(accelerator.device) for k, v in inputs.items()}
-            with accelerator.autocast():
-                out = body(**inputs)
-            output_type = type(out)
-            values = _values(out, kind, inputs, pad_token_id, pooling).float().cpu()
-            if store is None:
-                store = torch.zeros((rows, *values.shape[1:]), dtype=torch.float32)
-            store[index] = values
-        splits[split] = store
+    for split, index, inputs in frozen_inputs(loaders, pad_token_id, accelerator.device,
+                                              pad_rows=kind == "sequence"):
+        with accelerator.autocast():
+            out = body(**inputs)
+        output_type = type(out)
+        values = _values(out, kind, inputs, pad_token_id, pooling).float().cpu()
+        if split not in splits:
+            splits[split] = torch.zeros((loaders[split][1], *values.shape[1:]),
+                                        dtype=torch.float32)
+        splits[split][index] = values
     return FeatureStore(kind, splits, output_type)
 
 
@@ -205,16 +213,23 @@ class Replay:
                 -1, input_ids.shape[1], -1))
         return make(last_hidden_state=values[:, : input_ids.shape[1]])
 
+    def stand_ins(self, body) -> list[tuple[torch.nn.Module, Callable]]:
+        return [(body, self)]
+
 
 @contextmanager
-def replaying(body, replay: Replay | None) -> Iterator[None]:
-    """Route the body's forward to the replay for the duration (instance attribute, so the
-    module tree, its weights and its state_dict are untouched)."""
+def replaying(body, replay) -> Iterator[None]:
+    """Route forwards to the replay's stand-ins for the duration: the body's (this cache)
+    or the frozen prefix's (runner.train.prefix_cache). Instance attributes, so the module
+    tree, its weights and its state_dict are untouched."""
     if replay is None:
         yield
         return
-    body.forward = replay
+    stand_ins = replay.stand_ins(body)
+    for module, forward in stand_ins:
+        module.forward = forward
     try:
         yield
     finally:
-        del body.forward
+        for module, _ in stand_ins:
+            del module.forward

@@ -133,7 +133,7 @@ class Trainer:
     def _train_mode(self) -> None:
         self.model.train()
         if self.t.frozen_eval_mode:
-            frozen_modules_to_eval(self.model)
+            frozen_modules_to_eval(self.model, self.parts.frozen_dropout)
 
     def evaluate(self) -> dict[str, float]:
         self._sync()

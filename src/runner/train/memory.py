@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -46,16 +46,20 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     log.info("gradient checkpointing: on (non-reentrant) for %s", type(model).__name__)
 
 
-def frozen_modules_to_eval(model: torch.nn.Module) -> None:
+def frozen_modules_to_eval(model: torch.nn.Module, also: Iterable[torch.nn.Module] = ()
+                           ) -> None:
     """Put every module whose parameters are all frozen in eval mode (no dropout).
 
     Parameter-free modules (a dropout right before a trainable head) follow their parent,
-    so the head still trains with its dropout.
+    so the head still trains with its dropout; `also` names those that belong to the frozen
+    part instead (GPT-2's dropout on its frozen embeddings).
     """
     for module in model.modules():
         params = list(module.parameters())
         if params and not any(p.requires_grad for p in params):
             module.eval()
+    for module in also:
+        module.eval()
 
 
 def is_out_of_memory(err: BaseException) -> bool:

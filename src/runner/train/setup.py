@@ -23,7 +23,7 @@ from transformers import get_scheduler
 from runner.distributed import use_cpu
 from runner.model.pooled import pooling_of
 from runner.tasks.base import INDEX, Features, Task
-from runner.train import body_cache, memory
+from runner.train import body_cache, memory, prefix_cache
 from runner.train.accelerator import fresh_accelerator
 from runner.train.batching import TrainBatches, eval_batches
 from runner.train.checkpoints import PROGRESS, Checkpointer
@@ -43,7 +43,9 @@ class TrainingParts:
     train_batches: TrainBatches  # the train loader's batch sampler: use_epoch per epoch
     eval_loader: DataLoader
     body: torch.nn.Module  # the base model inside the task model (replay stands in for it)
-    replay: body_cache.Replay | None  # None: the body runs on every batch
+    # The frozen body's or the frozen prefix's stand-in; None: the model runs in full.
+    replay: body_cache.Replay | prefix_cache.PrefixReplay | None
+    frozen_dropout: list[torch.nn.Module]  # run in eval mode with the frozen embeddings
     checkpointer: Checkpointer
     total_steps: int  # optimizer steps in the whole run
     max_epochs: int  # epochs the loop may start (enough for total_steps under max_steps)
@@ -69,10 +71,18 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     lengths = {split: _lengths(getattr(features, split)) for split in ("train", "validation")}
     body = body_of(model, body_name)  # before accelerate wraps the model
     replay = body_cache_replay(cfg, plan, model, body_name, task, features, lengths, acc)
+    if replay is None:
+        replay = prefix_cache.prepare(
+            cfg, plan, model, body_name,
+            _cache_loaders(features, collate, lengths, t.eval_batch_size), acc, output_dir,
+            task.tokenizer.pad_token_id)
+    frozen_dropout = prefix_cache.frozen_dropout(cfg, model, plan,
+                                                 prefix_cache.layout_of(cfg, model), body_name)
     checkpointer = Checkpointer(output_dir, t.keep_checkpoints, acc)
-    batch_size, grad_accum = batch_plan(
-        t, model, _probe(t, model, features.train, lengths["train"], collate, body, replay, acc),
-        max(lengths["train"]), checkpointer if resuming else None, acc)
+    probe = _probe(t, model, features.train, lengths["train"], collate, body, replay,
+                   frozen_dropout, acc)
+    batch_size, grad_accum = batch_plan(t, model, probe, max(lengths["train"]),
+                                        checkpointer if resuming else None, acc)
     acc.gradient_accumulation_steps = grad_accum
     train_batches = TrainBatches(lengths["train"], batch_size, t.seed, t.group_by_length)
     train_loader = DataLoader(features.train, batch_sampler=train_batches, collate_fn=collate,
@@ -94,8 +104,9 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     return TrainingParts(
         accelerator=acc, model=model, optimizer=optimizer, scheduler=scheduler,
         train_loader=train_loader, train_batches=train_batches, eval_loader=eval_loader,
-        body=body, replay=replay, checkpointer=checkpointer, total_steps=total_steps,
-        max_epochs=max_epochs, batch_size=batch_size, grad_accum=grad_accum)
+        body=body, replay=replay, frozen_dropout=frozen_dropout, checkpointer=checkpointer,
+        total_steps=total_steps, max_epochs=max_epochs, batch_size=batch_size,
+        grad_accum=grad_accum)
 
 
 def step_budget(t: DictConfig, batches_per_epoch: int, grad_accum: int | None = None
@@ -158,7 +169,8 @@ def batch_plan(t: DictConfig, model: torch.nn.Module, run_batch, longest: int,
 
 
 def _probe(t: DictConfig, model: torch.nn.Module, train, lengths: list[int], collate,
-           body: torch.nn.Module, replay, acc: Accelerator):
+           body: torch.nn.Module, replay, frozen_dropout: list[torch.nn.Module],
+           acc: Accelerator):
     """run_batch(size): a training forward and backward on the `size` longest rows, run
     as the loop runs it (device, mixed precision, feature cache, train/eval modes)."""
     longest_first = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -166,7 +178,7 @@ def _probe(t: DictConfig, model: torch.nn.Module, train, lengths: list[int], col
     def run_batch(size: int) -> None:
         model.train()
         if t.frozen_eval_mode:
-            memory.frozen_modules_to_eval(model)
+            memory.frozen_modules_to_eval(model, frozen_dropout)
         loader = DataLoader(train, batch_sampler=[longest_first[:size]], collate_fn=collate)
         batch = {k: v.to(acc.device) for k, v in next(iter(loader)).items()}
         rows = batch.pop(INDEX)
