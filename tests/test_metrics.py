@@ -71,10 +71,29 @@ def test_classification_rejects_bad_input(predictions, references, num_labels, m
 # --- regression and language modelling --------------------------------------------------------
 
 
-def test_regression_mse_by_hand():
+def test_regression_mse_and_correlations_by_hand():
     scores = regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
-    assert scores == pytest.approx({"mse": 4 / 3})
+    # deviations (-1, 0, 1) and (-5/3, -2/3, 7/3): r = 4 / sqrt(2 * 78/9); the ranks agree
+    assert scores == pytest.approx({"mse": 4 / 3, "pearson": 4 / math.sqrt(2 * 78 / 9),
+                                    "spearman": 1.0})
     assert_plain_floats(scores)
+
+
+def test_regression_spearman_reads_ranks_and_matches_scipy():
+    import scipy.stats
+
+    preds, target = [0.1, 0.4, 0.35, 0.8, 0.2], [0.0, 1.0, 2.0, 3.0, 0.5]
+    scores = regression_metrics(preds, target)
+    assert scores["spearman"] == pytest.approx(scipy.stats.spearmanr(preds, target).statistic)
+    assert scores["pearson"] == pytest.approx(scipy.stats.pearsonr(preds, target).statistic)
+    # rank differences (0, 1, -1, 0, 0): 1 - 6 * 2 / (5 * 24)
+    assert scores["spearman"] == pytest.approx(0.9)
+
+
+def test_regression_correlation_of_a_constant_prediction_is_nan():
+    scores = regression_metrics([0.5, 0.5, 0.5], [1.0, 2.0, 3.0])
+    assert math.isnan(scores["pearson"]) and math.isnan(scores["spearman"])
+    assert scores["mse"] == pytest.approx((0.25 + 2.25 + 6.25) / 3)
 
 
 def test_regression_accepts_column_shaped_model_outputs():
@@ -142,9 +161,9 @@ def test_bleu_rejects_bad_input(predictions, references, message):
 
 def test_squad_normalisation_ignores_case_punctuation_and_articles():
     scores = squad_metrics({"q1": "The Cat!"}, {"q1": ["cat"]})
-    assert scores == {"exact_match": 100.0, "f1": 100.0}
+    assert scores == {"exact_match": 1.0, "f1": 1.0}  # fractions, as accuracy and seqeval F1
     assert_plain_floats(scores)
-    assert squad_metrics({"q1": "  an  apple, "}, {"q1": ["Apple"]})["exact_match"] == 100.0
+    assert squad_metrics({"q1": "  an  apple, "}, {"q1": ["Apple"]})["exact_match"] == 1.0
 
 
 def test_squad_partial_overlap_f1_by_hand():
@@ -152,7 +171,7 @@ def test_squad_partial_overlap_f1_by_hand():
     # common = 2, precision = 2/3, recall = 2/4, F1 = 2 * (2/3 * 1/2) / (2/3 + 1/2) = 4/7
     scores = squad_metrics({"q1": "the big red house"}, {"q1": ["red house of cards"]})
     assert scores["exact_match"] == 0.0
-    assert scores["f1"] == pytest.approx(100 * 4 / 7)
+    assert scores["f1"] == pytest.approx(4 / 7)
 
 
 def test_squad_takes_the_best_gold_answer_and_averages_over_examples():
@@ -163,14 +182,14 @@ def test_squad_takes_the_best_gold_answer_and_averages_over_examples():
         "q3": ["in Paris", "Paris, France"],  # best F1: 2 * (1 * 1/2) / (1 + 1/2) = 2/3
     }
     scores = squad_metrics(predictions, references)
-    assert scores["exact_match"] == pytest.approx(100 / 3)
-    assert scores["f1"] == pytest.approx((100 + 0 + 100 * 2 / 3) / 3)
+    assert scores["exact_match"] == pytest.approx(1 / 3)
+    assert scores["f1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
 
 
 def test_squad_empty_prediction_against_article_only_answer_follows_torchmetrics():
-    # Both sides normalise to nothing: torchmetrics scores F1 100, the official v1.1 script 0.
+    # Both sides normalise to nothing: torchmetrics scores F1 1 (100%), the official v1.1 script 0.
     # Pinned so that a change of convention upstream is noticed.
-    assert squad_metrics({"q1": ""}, {"q1": ["the"]}) == {"exact_match": 100.0, "f1": 100.0}
+    assert squad_metrics({"q1": ""}, {"q1": ["the"]}) == {"exact_match": 1.0, "f1": 1.0}
 
 
 def test_squad_empty_prediction_scores_zero():

@@ -29,6 +29,9 @@ def fill_defaults(cfg: DictConfig) -> None:
     checkpoint = Path(str(cfg.model.checkpoint)).expanduser()
     if checkpoint.exists() or str(cfg.model.checkpoint).startswith(("./", "../")):
         cfg.model.checkpoint = str(checkpoint.resolve())
+    # The objective and its direction, recorded as used: a regression head is judged by
+    # Pearson (maximised), never by the accuracy it does not report.
+    cfg.trainer.objective, cfg.trainer.objective_mode = objective(cfg)
     pooling, why = pooling_of(cfg)
     if pooling and cfg.head.pooling != pooling:  # recorded (MLflow, run.json) as used
         log.info("head.pooling=%s (%s)", pooling, why)

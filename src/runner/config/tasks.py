@@ -26,7 +26,9 @@ class Metric:
 
     name: str
     mode: str = "max"  # max | min: which direction is better
-    scale: str = "0-1"  # 0-1 | 0-100 | unbounded
+    # 0-1 (every fraction: accuracy, F1, exact match, precision, recall) | -1-1 (a
+    # correlation) | 0-100 (BLEU, as sacrebleu reports it) | unbounded (loss, MSE, perplexity)
+    scale: str = "0-1"
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,9 @@ for _spec in (
         sample=("sentiment", "train.jsonl", "validation.jsonl"),
         tokenizer_texts=("text", "text_pair"),
         metrics=(_LOSS, Metric("accuracy"), Metric("f1_macro")),
-        regression_metrics=(_LOSS, Metric("mse", "min", "unbounded")),
-        objective="accuracy", regression_objective="mse",
+        regression_metrics=(_LOSS, Metric("pearson", "max", "-1-1"),
+                            Metric("spearman", "max", "-1-1"), Metric("mse", "min", "unbounded")),
+        objective="accuracy", regression_objective="pearson",
         labels="classes", problem_type="single_label_classification",
         body_cache={"bert": "pooled", "roberta": "first", "distilbert": "first",
                     "gpt2": "last"},
@@ -147,7 +150,7 @@ for _spec in (
         required_roles=("question", "context", "answers"),
         sample=("qa", "train.json", "validation.json"),
         tokenizer_texts=("question", "context"),
-        metrics=(Metric("exact_match", "max", "0-100"), Metric("f1", "max", "0-100")),
+        metrics=(Metric("exact_match"), Metric("f1")),
         objective="f1",
         body_cache=dict.fromkeys(_ENCODERS, "sequence"),
         row_ids=True, fast_tokenizer=True, checks=(_doc_stride_fits,), reads_padding=True,

@@ -11,7 +11,7 @@ from runner.errors import DataError
 COLUMN_CANDIDATES = {
     "text": ("text", "sentence", "sentence1", "content", "review", "document"),
     "text_pair": ("text_pair", "sentence2"),
-    "label": ("label", "labels", "class"),
+    "label": ("label", "labels", "class", "score"),  # score: STS-B (head.regression)
     "question": ("question",),
     "context": ("context",),
     "answers": ("answers",),

@@ -1,8 +1,9 @@
 """Evaluation metrics per head, computed by maintained libraries.
 
-torchmetrics scores classification, regression and SQuAD, sacrebleu scores translation and
-seqeval scores token classification; this module only validates the inputs, adapts them to
-each library's calling convention and returns plain Python floats (ready for MLflow).
+torchmetrics scores classification, MSE and SQuAD, scipy correlation, sacrebleu scores
+translation and seqeval scores token classification; this module only validates the
+inputs, adapts them to each library's calling convention and returns plain Python floats
+(ready for MLflow). Every fraction is on 0-1; BLEU stays 0-100 as sacrebleu reports it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import sacrebleu
+import scipy.stats
 import seqeval.metrics
 import torch
 from torchmetrics.functional import mean_squared_error
@@ -42,11 +44,22 @@ def classification_metrics(predictions: Any, references: Any, num_labels: int) -
 
 
 def regression_metrics(predictions: Any, references: Any) -> dict[str, float]:
-    """Mean squared error; both inputs are flattened, so (N, 1) model outputs fit (N,) targets."""
+    """Pearson and Spearman correlation (the GLUE STS-B convention) and mean squared error;
+    both inputs are flattened, so (N, 1) model outputs fit (N,) targets.
+
+    A correlation needs two or more pairs and is NaN when either side is constant (no
+    variance to correlate), as scipy defines it. scipy, not torchmetrics: torchmetrics'
+    Spearman adds an epsilon (a perfect rank order scores 0.999998, not 1).
+    """
     preds = _as_float_tensor(predictions, "predictions")
     target = _as_float_tensor(references, "references")
     _check_same_length(len(preds), len(target))
-    return {"mse": float(mean_squared_error(preds, target))}
+    constant = len(preds) < 2 or bool(preds.std() == 0) or bool(target.std() == 0)
+    return {
+        "pearson": math.nan if constant else float(scipy.stats.pearsonr(preds, target)[0]),
+        "spearman": math.nan if constant else float(scipy.stats.spearmanr(preds, target)[0]),
+        "mse": float(mean_squared_error(preds, target)),
+    }
 
 
 def language_model_metrics(mean_loss: float) -> dict[str, float]:
@@ -74,12 +87,13 @@ def bleu_metrics(predictions: list[str], references: list[str]) -> dict[str, flo
 def squad_metrics(
     predictions: dict[str, str], references: dict[str, list[str]]
 ) -> dict[str, float]:
-    """SQuAD v1.1 exact match and F1 (0-100), each the max over an example's gold answers.
+    """SQuAD v1.1 exact match and F1 (fractions, 0-1, like every other fraction runner
+    reports; the official script prints them x100), each the max over an example's gold answers.
 
     Answers are normalised (lower-cased, punctuation and the articles a/an/the removed,
     whitespace collapsed) before comparing. One known difference from the official v1.1
     script, inherited from torchmetrics: when a prediction and a gold answer both normalise to
-    nothing (e.g. "" against "the"), F1 is 100 for that pair where the official script gives 0.
+    nothing (e.g. "" against "the"), F1 is 1 for that pair where the official script gives 0.
     """
     _check_not_empty(predictions, "predictions")
     _check_same_ids(predictions, references)
@@ -101,14 +115,14 @@ def squad_metrics(
 def _squad_example_scores(
     example_id: str, prediction: str, answers: list[str]
 ) -> tuple[float, float]:
-    """(exact match, F1) of one prediction, each 0-100."""
+    """(exact match, F1) of one prediction, each 0-1 (torchmetrics gives 0-100)."""
     # torchmetrics reads only answers["text"]; answer_start is part of the SQuAD format it expects.
     target = {
         "id": example_id,
         "answers": {"text": list(answers), "answer_start": [-1] * len(answers)},
     }
     scores = squad({"id": example_id, "prediction_text": prediction}, target)
-    return float(scores["exact_match"]), float(scores["f1"])
+    return float(scores["exact_match"]) / 100, float(scores["f1"]) / 100
 
 
 def entity_metrics(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:

@@ -1,17 +1,20 @@
 """`python -m runner.compare`: the runs of a sweep (or any runs) side by side, best first.
 
 Reads the MLflow store the runner writes (runner.track.tags lists the names it relies on),
-prints one row per run sorted by the sweep's objective, and draws a PNG: the objective
-against the swept values, and against the number of trainable parameters.
+prints one table per objective (a sweep over heads has several: runs judged by different
+metrics are never ranked together), each sorted best first, and draws a PNG with a row of
+panels per objective: the objective against the swept values, and against the number of
+trainable parameters.
 
     python -m runner.compare                      # the latest sweep (else the latest runs)
     python -m runner.compare --sweep <parent run id> --format json
     python -m runner.compare --runs <id> <id> --output cmp.png
+    python -m runner.compare --group-by trainer.seed --only-differing
 
-The parts: compare_select (which runs), compare_rows (a row per run, best first),
-compare_format (table, JSON, CSV), compare_plot (the PNG). Only the standard library is
-imported up front, so `--help` is instant; mlflow and matplotlib are imported when needed,
-torch and transformers never.
+The parts: compare_select (which runs), compare_rows (a group per objective, best first),
+compare_groupby (--group-by), compare_format (table, JSON, CSV), compare_plot (the PNG).
+Only the standard library is imported up front, so `--help` is instant; mlflow and
+matplotlib are imported when needed, torch and transformers never.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from runner import console
 from runner.errors import RunnerError
 from runner.track import store
 from runner.track.compare_format import csv_text, json_text, table_report
+from runner.track.compare_groupby import group_by
 from runner.track.compare_plot import default_plot_path, write_plot
-from runner.track.compare_rows import objective_of, sorted_rows
+from runner.track.compare_rows import grouped_rows
 from runner.track.compare_select import (
     PLAIN_RUNS_LIMIT,
     CompareError,
     Selection,
     how_to_point,
+    only_differing,
     select,
 )
 
@@ -58,6 +63,14 @@ def parser() -> argparse.ArgumentParser:
                    "'runs'>.png)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="what to print (default table); the PNG is written in every case")
+    p.add_argument("--group-by", metavar="KEY",
+                   help="the key runs were repeated over (e.g. trainer.seed): runs that "
+                   "differ only in KEY share one row, with the mean ± sample std of each "
+                   "metric and their count n")
+    p.add_argument("--only-differing", action="store_true",
+                   help="a column for every param that varies among the compared runs, "
+                   "none for the params they share (default: the swept keys, or a few "
+                   "short differing params)")
     return p
 
 
@@ -82,15 +95,18 @@ def compare(args: argparse.Namespace) -> tuple[str, Path]:
     """Everything but the printing: what to print, and where the plot went."""
     uri = store.resolve_uri(args.tracking_uri)
     selection = selected(args, uri)
-    objective = objective_of(selection)
-    rows = sorted_rows(selection, objective)
+    if args.only_differing:
+        selection = only_differing(selection)
+    groups = grouped_rows(selection)  # one per objective
+    if args.group_by:
+        groups, selection = group_by(groups, selection, args.group_by)
     plot = (args.output or default_plot_path(selection)).resolve()
-    write_plot(rows, selection, objective, plot)
+    write_plot(groups, selection, plot)
     if args.format == "json":
-        return json_text(rows, selection, objective, uri, plot), plot
+        return json_text(groups, selection, uri, plot, args.group_by), plot
     if args.format == "csv":
-        return csv_text(rows, selection, objective), plot
-    return table_report(rows, selection, objective, uri), plot
+        return csv_text(groups, selection, args.group_by), plot
+    return table_report(groups, selection, uri, args.group_by), plot
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
-"""The PNG `runner.compare` draws: the objective against the swept values, and against
-the number of trainable parameters. matplotlib is imported only to draw."""
+"""The PNG `runner.compare` draws: per objective (one row of panels each, never two
+metrics on one axis), the objective against the swept values, and against the number of
+trainable parameters. matplotlib is imported only to draw."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from runner.track import tags
 from runner.track.compare_format import is_number, shorten
-from runner.track.compare_rows import Objective
+from runner.track.compare_rows import Group, Objective
 from runner.track.compare_select import CompareError, Row, Selection
 
 
@@ -59,6 +60,10 @@ def plot_against_values(ax, rows: list[Row], keys: list[str], objective: Objecti
         ax.set_xticklabels([shorten(c, 30) for c in categories], rotation=30, ha="right",
                            fontsize=8)
         ax.set_xlabel(", ".join(keys) if keys else "run")
+    spread = [r for r in scored if "objective" in r.spread]  # --group-by: mean ± std
+    if spread:
+        ax.errorbar([x_of(r) for r in spread], [r.objective for r in spread],
+                    yerr=[r.spread["objective"] for r in spread], fmt="none", capsize=4)
     if scored:  # rows come best first
         ax.plot([x_of(scored[0])], [scored[0].objective], "*", markersize=16, color="tab:red",
                 label="best")
@@ -89,22 +94,23 @@ def plot_against_trainable(ax, rows: list[Row], objective: Objective) -> None:
     ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
     ax.set_xlabel("trainable parameters")
     ax.set_ylabel(objective.name or "objective")
-    ax.set_title("objective vs trainable parameters", fontsize=10)
+    ax.set_title(f"{objective.name or 'objective'} vs trainable parameters", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
 
 
-def write_plot(rows: list[Row], selection: Selection, objective: Objective, path: Path) -> None:
+def write_plot(groups: list[Group], selection: Selection, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    plot_against_values(left, rows, selection.label_keys, objective)
-    plot_against_trainable(right, rows, objective)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 5 * len(groups)), squeeze=False)
+    for (left, right), group in zip(axes, groups, strict=True):
+        plot_against_values(left, group.rows, selection.label_keys, group.objective)
+        plot_against_trainable(right, group.rows, group.objective)
     title = (selection.parent.name or selection.parent.run_id
-             if selection.parent is not None else f"{len(rows)} runs")
+             if selection.parent is not None else f"{len(selection.runs)} runs")
     fig.suptitle(shorten(title, 120), fontsize=11)
     fig.tight_layout()
     try:

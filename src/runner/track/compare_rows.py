@@ -1,10 +1,15 @@
-"""The compared runs ranked by the objective, best first."""
+"""The compared runs in one group per objective, each ranked by it, best first.
+
+Runs judged by different metrics (a sweep over heads: accuracy for a classifier, F1 for
+QA) are never ranked against each other: each run's own runner.objective tag says which
+group it belongs to.
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from runner.track import tags
 from runner.track.compare_select import Row, Selection
@@ -24,16 +29,47 @@ class Objective:
         return (0, -value if self.mode == "max" else value)
 
 
+@dataclass
+class Group:
+    """The runs judged by one objective, best first."""
+
+    objective: Objective
+    rows: list[Row] = field(default_factory=list)
+
+
 def objective_of(selection: Selection) -> Objective:
-    """The parent's objective; for plain runs, the one most of them were run with."""
+    """For runs that do not say: the parent's (first) objective; for plain runs, the one
+    most of them were run with."""
     sources = [selection.parent] if selection.parent is not None else selection.runs
     named = [r.tags for r in sources if r.tags.get(tags.OBJECTIVE)]
     if not named:
         return Objective(None, "max")
-    names = [t[tags.OBJECTIVE] for t in named]
+    names = [t[tags.OBJECTIVE].split(",")[0] for t in named]  # a mixed sweep lists them all
     name = max(dict.fromkeys(names), key=names.count)
-    first = next(t for t in named if t[tags.OBJECTIVE] == name)
-    return Objective(name, recorded_mode(first))
+    first = next(t for t in named if t[tags.OBJECTIVE].split(",")[0] == name)
+    return Objective(name, recorded_mode({**first, tags.OBJECTIVE: name}))
+
+
+def run_objective(run: Row, fallback: Objective) -> Objective:
+    """The objective a run was judged by (its runner.objective tag), else `fallback`."""
+    name = run.tags.get(tags.OBJECTIVE)
+    return Objective(name, recorded_mode(run.tags)) if name else fallback
+
+
+def grouped_rows(selection: Selection) -> list[Group]:
+    """One group per objective, in the order the objectives first appear, each best first."""
+    fallback = objective_of(selection)
+    by_objective: dict[Objective, list[Row]] = {}
+    for run in selection.runs:
+        by_objective.setdefault(run_objective(run, fallback), []).append(run)
+    groups = [Group(objective, sorted_rows(Selection(runs, selection.parent,
+                                                     selection.label_keys,
+                                                     selection.label_source), objective))
+              for objective, runs in by_objective.items()]
+    rows = [row for group in groups for row in group.rows]  # names shortened across groups
+    for row, name in zip(rows, distinct_names([r.name for r in rows]), strict=True):
+        row.short_name = name
+    return groups
 
 
 def recorded_mode(run_tags: dict[str, str]) -> str:

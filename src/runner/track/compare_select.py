@@ -48,6 +48,12 @@ class Row:
     experiment_id: str = ""
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # --group-by: a row standing for n runs that differ only in the grouped key; metrics
+    # hold their means, spread the sample standard deviations (n >= 2 values)
+    n: int = 1
+    spread: dict[str, float] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)  # their run ids
+    grouped_values: list[str] = field(default_factory=list)  # their values of the key
 
     @property
     def duration_s(self) -> float | None:
@@ -206,16 +212,27 @@ def plain_selection(runs: list[Row]) -> Selection:
     return Selection(runs, None, keys[:MAX_VARIED_COLUMNS], "params", keys[MAX_VARIED_COLUMNS:])
 
 
-def varied_params(runs: list[Row]) -> list[str]:
-    """Short params whose values differ between the runs, the telling ones first."""
+def varied_params(runs: list[Row], max_length: int | None = MAX_VARIED_VALUE_LENGTH
+                  ) -> list[str]:
+    """Params whose values differ between the runs (values up to `max_length` characters;
+    None: any), the telling ones first."""
     keys = {k for run in runs for k in run.params if not k.startswith(NOT_COMPARED_PARAMS)}
     varied = []
     for key in keys:
         values = [run.params.get(key) for run in runs]
-        if len(set(values)) > 1 and all(len(v or "") <= MAX_VARIED_VALUE_LENGTH for v in values):
+        if len(set(values)) > 1 and (max_length is None
+                                     or all(len(v or "") <= max_length for v in values)):
             varied.append(key)
     return sorted(varied, key=lambda k: (HEADLINE_PARAMS.index(k) if k in HEADLINE_PARAMS
                                          else len(HEADLINE_PARAMS), k.count("."), len(k), k))
+
+
+def only_differing(selection: Selection) -> Selection:
+    """--only-differing: a column for every param that varies among the runs (whatever its
+    length or count), and none for what they all share, swept or not."""
+    keys = varied_params(selection.runs, max_length=None)
+    return Selection(selection.runs, selection.parent, keys, "params", [],
+                     selection.experiment)
 
 
 def select(args, uri: str) -> Selection:

@@ -4,7 +4,9 @@ The Hydra callback opens the parent before any job starts (which also creates an
 the tracking store once, so parallel jobs do not race to do it) and writes sweep.json in
 the sweep directory; each job reads it to tag its run as a child with its swept values.
 A failing job is recorded and the others go on; at the end the parent gets the job count,
-the failures and the best child, and the sweep exits non-zero listing every failed job.
+the failures and the best child of each objective (a sweep over heads judges a
+classifier by accuracy and a QA model by F1: they are never ranked against each other),
+and the sweep exits non-zero listing every failed job.
 SIGINT / SIGTERM during a job stops the whole sweep: that job and the parent end KILLED.
 """
 
@@ -165,7 +167,9 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
         if "optuna" in str(hc.sweeper.get("_target_", "")).lower():
             raise  # Optuna marks the trial FAIL and goes on (max_failure_rate permitting)
         return math.nan  # the basic sweeper goes on; the callback reports it at the end
-    _write_job(hc.sweep.dir, {**record, "status": "FINISHED", "objective": value})
+    name, mode = objective(cfg)  # this job's own: a sweep over heads has one per head
+    _write_job(hc.sweep.dir, {**record, "status": "FINISHED", "objective": value,
+                              "objective_name": name, "objective_mode": mode})
     return value
 
 
@@ -207,7 +211,7 @@ def end_sweep(sweep_dir: Path, config: DictConfig, killed: bool = False) -> list
     info = read_sweep_file(sweep_dir)
     jobs = read_jobs(sweep_dir)
     failed = [j for j in jobs if j["status"] != "FINISHED"]
-    best = _best(config, jobs)
+    best = best_per_objective(config, jobs)
     if info.get("parent_run_id"):
         status = "KILLED" if killed else "FAILED" if failed else "FINISHED"
         _close_parent(info, jobs, failed, best, status)
@@ -236,18 +240,27 @@ def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
     return {"parent_run_id": parent.info.run_id, "tracking_uri": uri}
 
 
-def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    scored = [j for j in jobs if j["status"] == "FINISHED" and j.get("objective") is not None
-              and not math.isnan(j["objective"])]
-    if not scored:
-        return None
-    _, mode = objective(config)
-    pick = max if mode == "max" else min
-    return pick(scored, key=lambda j: j["objective"])
+def best_per_objective(config: DictConfig, jobs: list[dict[str, Any]]
+                       ) -> dict[str, dict[str, Any]]:
+    """objective name -> its best finished job (with "objective_mode"), in the order the
+    objectives first appear. Jobs recorded without their objective take the sweep's."""
+    default = objective(config)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        if (job["status"] == "FINISHED" and job.get("objective") is not None
+                and not math.isnan(job["objective"])):
+            job.setdefault("objective_name", default[0])
+            job.setdefault("objective_mode", default[1])
+            groups.setdefault(job["objective_name"], []).append(job)
+    best = {}
+    for name, scored in groups.items():
+        pick = max if scored[0]["objective_mode"] == "max" else min
+        best[name] = pick(scored, key=lambda j: j["objective"])
+    return best
 
 
-def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | None,
-                  status: str) -> None:
+def _close_parent(info: dict[str, Any], jobs: list, failed: list,
+                  best: dict[str, dict[str, Any]], status: str) -> None:
     client = client_for(info["tracking_uri"])
     parent = info["parent_run_id"]
     client.log_metric(parent, names.SWEEP_JOBS, len(jobs))
@@ -255,20 +268,33 @@ def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | N
     if failed:
         client.set_tag(parent, names.FAILED_JOBS,
                        "; ".join(f"#{j['num']} {' '.join(j['overrides'])}" for j in failed)[:5000])
-    if best is not None:
-        client.log_metric(parent, names.BEST_OBJECTIVE, best["objective"])
-        client.set_tag(parent, names.BEST_JOB, " ".join(best["overrides"]))
-        child = read_run_file(Path(best["output_dir"])).get("mlflow_run_id")
-        if child:
-            client.set_tag(parent, names.BEST_CHILD_RUN_ID, child)
+    children = {name: read_run_file(Path(job["output_dir"])).get("mlflow_run_id")
+                for name, job in best.items()}
+    for name, job in best.items():
+        client.log_metric(parent, names.best_metric(name), job["objective"])
+        if children[name]:
+            client.set_tag(parent, names.best_child(name), children[name])
+    if best:  # opened with the sweep config's objective; these are the ones its jobs had
+        client.set_tag(parent, names.OBJECTIVE, ",".join(best))
+        client.set_tag(parent, names.OBJECTIVE_MODE,
+                       ",".join(j["objective_mode"] for j in best.values()))
+    if len(best) == 1:  # one objective: the single best of the whole sweep, as before
+        ((name, job),) = best.items()
+        client.log_metric(parent, names.BEST_OBJECTIVE, job["objective"])
+        client.set_tag(parent, names.BEST_JOB, " ".join(job["overrides"]))
+        if children[name]:
+            client.set_tag(parent, names.BEST_CHILD_RUN_ID, children[name])
     client.set_terminated(parent, status=status)
 
 
-def _print_summary(jobs: list, failed: list, best: dict | None, info: dict[str, Any]) -> None:
+def _print_summary(jobs: list, failed: list, best: dict[str, dict[str, Any]],
+                   info: dict[str, Any]) -> None:
     lines = [f"sweep: {len(jobs)} jobs, {len(failed)} failed"]
-    if best is not None:
-        lines.append(f"best: job #{best['num']} ({' '.join(best['overrides'])}) "
-                     f"objective={best['objective']:.4f}")
+    swept = tuple(f"{key}=" for key in info.get("swept", []))
+    for name, job in best.items():  # one line per objective, each job by its swept values
+        values = [o for o in job["overrides"] if o.lstrip("+~").startswith(swept)]
+        lines.append(f"best {name} ({job['objective_mode']}): job #{job['num']} "
+                     f"({' '.join(values or job['overrides'])}) = {job['objective']:.4f}")
     for job in failed:
         lines.append(f"{job['status']} job #{job['num']} ({' '.join(job['overrides'])}): "
                      f"{job['error']}")

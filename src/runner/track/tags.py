@@ -38,7 +38,8 @@ SWEPT = "runner.swept"  # on the parent: "key1,key2"
 SWEPT_PREFIX = SWEPT + "."  # on a child: one tag per swept key, runner.swept.<key>
 FAILED_JOBS = "runner.failed_jobs"
 BEST_JOB = "runner.best_job"
-BEST_CHILD_RUN_ID = "runner.best_child_run_id"
+BEST_CHILD_RUN_ID = "runner.best_child_run_id"  # only when all jobs share one objective
+BEST_CHILD_PREFIX = "runner.best_child."  # one per objective: runner.best_child.<objective>
 
 # ----------------------------------------------------------------- MLflow's own tags
 
@@ -59,9 +60,20 @@ FRACTION = "params/trainable_fraction"
 EVAL_PREFIX = "eval/"
 SWEEP_JOBS = "sweep/jobs"
 SWEEP_FAILED = "sweep/failed"
-BEST_OBJECTIVE = "best/objective"
+BEST_OBJECTIVE = "best/objective"  # only when all jobs share one objective
+BEST_PREFIX = "best/"  # one per objective: best/<objective>, e.g. best/eval/accuracy
 
 
 def swept(key: str) -> str:
     """The tag a sweep child carries its value of `key` in."""
     return SWEPT_PREFIX + key
+
+
+def best_metric(objective: str) -> str:
+    """The sweep parent's metric holding the best value of `objective` (e.g. eval/f1)."""
+    return BEST_PREFIX + objective
+
+
+def best_child(objective: str) -> str:
+    """The sweep parent's tag holding the run id of the best child by `objective`."""
+    return BEST_CHILD_PREFIX + objective
