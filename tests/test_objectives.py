@@ -3,7 +3,8 @@ best per objective, runner.compare groups runs by objective and over seeds, ever
 is on 0-1, and a regression head is judged by Pearson without being told.
 
 Runs are real `python -m runner` processes on real MLflow stores; compare's grouping is
-checked on stores written the way runner.tracking writes them (tests/test_compare.py)."""
+checked on stores written the way runner.tracking writes them (tests/test_compare.py),
+through compare's own entry function in this process (one mlflow import for them all)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import statistics
 from pathlib import Path
 
 import pytest
+from test_compare import T0, client_for, experiment, job_run, sweep_parent
 
 from conftest import fast, mlflow_runs, run_cli
-from test_compare import T0, client_for, experiment, job_run, sweep_parent
 
 FRACTIONS = {"accuracy", "f1_macro", "f1", "exact_match", "precision", "recall"}
 
@@ -28,6 +29,17 @@ def fast_without_head() -> list[str]:
 
 def compare(*args: str, cwd: Path):
     return run_cli(*args, cwd=cwd, module="runner.compare", timeout=120)
+
+
+def compared(directory: Path, *args: str, plot: Path) -> str:
+    """What `python -m runner.compare ARGS` prints, from its entry function."""
+    from runner.track.compare import compare as run_compare
+    from runner.track.compare import parser
+
+    out, _ = run_compare(parser().parse_args(
+        ["--tracking-uri", f"sqlite:///{directory / 'mlflow.db'}", "--output", str(plot),
+         *args]))
+    return out
 
 
 # ----------------------------------------------------------- a real sweep over heads
@@ -144,9 +156,7 @@ def mixed_store(tmp_path_factory):
 
 def test_compare_json_groups_runs_by_objective(mixed_store, tmp_path):
     directory, values = mixed_store
-    result = compare("--format", "json", "--output", str(tmp_path / "p.png"), cwd=directory)
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
+    doc = json.loads(compared(directory, "--format", "json", plot=tmp_path / "p.png"))
     assert doc["objective"] is None  # two objectives: no single one
     groups = {g["objective"]["name"]: g["runs"] for g in doc["groups"]}
     assert list(groups) == ["eval/accuracy", "eval/f1"]
@@ -158,9 +168,8 @@ def test_compare_json_groups_runs_by_objective(mixed_store, tmp_path):
 
 def test_compare_csv_has_an_objective_column(mixed_store, tmp_path):
     directory, _ = mixed_store
-    result = compare("--format", "csv", "--output", str(tmp_path / "p.png"), cwd=directory)
-    assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    rows = list(csv.DictReader(io.StringIO(compared(directory, "--format", "csv",
+                                                    plot=tmp_path / "p.png"))))
     assert [r["objective"] for r in rows] == ["eval/accuracy"] * 3 + ["eval/f1"] * 3
     assert [float(r["objective_value"]) for r in rows] == [0.78, 0.74, 0.70, 0.50, 0.40, 0.30]
     assert rows[3]["eval/f1"] == "0.5" and rows[3]["eval/accuracy"] == ""
@@ -170,9 +179,8 @@ def test_compare_plot_has_a_row_of_panels_per_objective(mixed_store, tmp_path):
     import matplotlib.image
 
     directory, _ = mixed_store
-    assert compare("--output", str(tmp_path / "one.png"), "--experiment", "plain",
-                   cwd=directory).returncode == 0
-    assert compare("--output", str(tmp_path / "two.png"), cwd=directory).returncode == 0
+    compared(directory, "--experiment", "plain", plot=tmp_path / "one.png")
+    compared(directory, plot=tmp_path / "two.png")
     one = matplotlib.image.imread(str(tmp_path / "one.png")).shape[0]
     two = matplotlib.image.imread(str(tmp_path / "two.png")).shape[0]
     assert two == pytest.approx(2 * one, rel=0.05)
@@ -180,10 +188,8 @@ def test_compare_plot_has_a_row_of_panels_per_objective(mixed_store, tmp_path):
 
 def test_group_by_seed_gives_mean_std_and_n(mixed_store, tmp_path):
     directory, values = mixed_store
-    result = compare("--group-by", "trainer.seed", "--format", "json",
-                     "--output", str(tmp_path / "g.png"), cwd=directory)
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
+    doc = json.loads(compared(directory, "--group-by", "trainer.seed", "--format", "json",
+                              plot=tmp_path / "g.png"))
     assert doc["grouped_by"] == "trainer.seed" and doc["keys"] == ["head"]
     for group, head in zip(doc["groups"], ("seqcls", "qa"), strict=True):
         (row,) = group["runs"]  # three seeds, one row
@@ -198,39 +204,44 @@ def test_group_by_seed_gives_mean_std_and_n(mixed_store, tmp_path):
     assert seqcls["eval"]["eval/loss"] == pytest.approx(0.26)
     assert seqcls["eval_std"]["eval/loss"] == pytest.approx(0.04)
     assert doc["groups"][1]["runs"][0]["objective_std"] == pytest.approx(0.1)
-    text = compare("--group-by", "trainer.seed", "--output", str(tmp_path / "g.png"),
-                   cwd=directory)
-    assert "0.74 ± 0.04" in text.stdout and "0.4 ± 0.1" in text.stdout
-    assert "grouped over trainer.seed" in text.stdout
+    text = compared(directory, "--group-by", "trainer.seed", plot=tmp_path / "g.png")
+    assert "0.74 ± 0.04" in text and "0.4 ± 0.1" in text
+    assert "grouped over trainer.seed" in text
 
 
 def test_only_differing_keeps_just_the_params_that_vary(mixed_store, tmp_path):
     directory, _ = mixed_store
-    result = compare("--experiment", "plain", "--only-differing", "--format", "json",
-                     "--output", str(tmp_path / "d.png"), cwd=directory)
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
+    doc = json.loads(compared(directory, "--experiment", "plain", "--only-differing",
+                              "--format", "json", plot=tmp_path / "d.png"))
     # the long path differs too and is kept; what both share (max_length, family) is not
     assert doc["keys"] == ["freeze.strategy", "data.train_file"]
-    assert doc["runs"][0]["values"] == {
-        "freeze.strategy": "bitfit", "data.train_file": "/a/very/long/path/to/its/training/data/1.csv"}
-    default = json.loads(compare("--experiment", "plain", "--format", "json", "--output",
-                                 str(tmp_path / "d.png"), cwd=directory).stdout)
+    long_path = "/a/very/long/path/to/its/training/data/1.csv"
+    assert doc["runs"][0]["values"] == {"freeze.strategy": "bitfit", "data.train_file": long_path}
+    default = json.loads(compared(directory, "--experiment", "plain", "--format", "json",
+                                  plot=tmp_path / "d.png"))
     assert default["keys"] == ["freeze.strategy"]  # by default: a few short ones
 
 
+def test_an_unknown_group_by_key_exits_2_and_suggests_one(mixed_store, tmp_path):
+    directory, _ = mixed_store
+    result = compare("--group-by", "trainer.sed", "--output", str(tmp_path / "e.png"),
+                     cwd=directory)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--group-by trainer.sed: no compared run records" in result.stderr
+    assert "e.g. --group-by trainer.seed" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "e.png").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["--group-by", "trainer.sed"], "--group-by trainer.sed: no compared run records"),
     (["--group-by"], "expected one argument"),
     (["--only-differing=yes"], "ignored explicit argument"),
 ])
-def test_bad_compare_flags_exit_2_with_a_clear_message(mixed_store, tmp_path, args, message):
-    directory, _ = mixed_store
-    result = compare(*args, "--output", str(tmp_path / "e.png"), cwd=directory)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
-    if "trainer.sed" in args:
-        assert "e.g. --group-by trainer.seed" in result.stderr
+def test_malformed_compare_flags_exit_2(args, message, capsys):
+    from runner.track.compare import parser
+
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(args)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------- regression
