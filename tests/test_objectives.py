@@ -110,9 +110,10 @@ def test_best_per_objective_follows_each_objectives_direction():
 
     from runner.track.sweep import best_per_objective
 
-    def job(num, value, name, mode, status="FINISHED"):
+    def job(num, value, name, mode, status="FINISHED", head="seqcls"):
         return {"num": num, "status": status, "objective": value, "objective_name": name,
-                "objective_mode": mode, "overrides": [f"job={num}"], "output_dir": "."}
+                "objective_mode": mode, "overrides": [f"job={num}"], "output_dir": ".",
+                "head": head}
 
     jobs = [job(0, 0.6, "eval/accuracy", "max"), job(1, 9.0, "eval/perplexity", "min"),
             job(2, 0.8, "eval/accuracy", "max"), job(3, 4.0, "eval/perplexity", "min"),
@@ -122,6 +123,11 @@ def test_best_per_objective_follows_each_objectives_direction():
     best = best_per_objective(config, jobs)
     assert list(best) == ["eval/accuracy", "eval/perplexity"]  # NaN and failures: no best
     assert best["eval/accuracy"]["num"] == 2 and best["eval/perplexity"]["num"] == 3
+    # entity F1 (tokencls) and answer F1 (qa) share a name, not a meaning: a best each
+    shared = [job(0, 0.9, "eval/f1", "max", head="tokencls"), job(1, 0.2, "eval/f1", "max",
+              head="qa"), job(2, 0.4, "eval/f1", "max", head="qa")]
+    best = best_per_objective(config, shared)
+    assert {k: j["num"] for k, j in best.items()} == {"tokencls/eval/f1": 0, "qa/eval/f1": 2}
 
 
 # -------------------------------------------------------- compare: groups, seeds, keys
@@ -145,6 +151,11 @@ def mixed_store(tmp_path_factory):
                 start=T0 + i * 1000, seconds=10 + i, parent=parent,
                 swept={"head": head, "trainer.seed": seed}, objective=objective, evals=evals,
                 params={"head.task": head, "trainer.seed": seed, "data.max_length": "64"})
+    shared = experiment(client, "shared")
+    for i, (head, value) in enumerate((("tokencls", 0.9), ("qa", 0.2), ("qa", 0.4))):
+        run_id = job_run(client, shared, name=f"bert-{head}-{i}", start=T0 + i * 1000,
+                         seconds=5, objective=("eval/f1", "max"), evals={"eval/f1": value})
+        client.set_tag(run_id, "runner.head", head)
     plain = experiment(client, "plain")
     for i, freeze in enumerate(("head_only", "bitfit")):
         job_run(client, plain, name=f"bert-seqcls-{freeze}", start=T0 + i * 1000, seconds=5,
@@ -164,6 +175,16 @@ def test_compare_json_groups_runs_by_objective(mixed_store, tmp_path):
     assert [r["objective"] for r in groups["eval/f1"]] == [0.50, 0.40, 0.30]
     assert {r["values"]["head"] for r in groups["eval/f1"]} == {"qa"}
     assert [r["objective_name"] for r in doc["runs"]] == ["eval/accuracy"] * 3 + ["eval/f1"] * 3
+
+
+def test_compare_keeps_heads_that_share_a_metric_name_apart(mixed_store, tmp_path):
+    directory, _ = mixed_store
+    doc = json.loads(compared(directory, "--experiment", "shared", "--format", "json",
+                              plot=tmp_path / "s.png"))
+    groups = [(g["head"], [r["objective"] for r in g["runs"]]) for g in doc["groups"]]
+    assert groups == [("tokencls", [0.9]), ("qa", [0.4, 0.2])]
+    text = compared(directory, "--experiment", "shared", plot=tmp_path / "s.png")
+    assert "objective: eval/f1 (max) of head qa, best first" in text
 
 
 def test_compare_csv_has_an_objective_column(mixed_store, tmp_path):

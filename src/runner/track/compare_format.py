@@ -108,9 +108,9 @@ def heading(selection: Selection, uri: str, grouped_by: str | None = None) -> st
     return line
 
 
-def goal(objective: Objective) -> str:
-    return (f"objective: {objective.name} ({objective.mode}), best first" if objective.name
-            else "objective: none recorded")
+def goal(group: Group) -> str:
+    return f"objective: {group.title}, best first" if group.objective.name else (
+        "objective: none recorded")
 
 
 def table_report(groups: list[Group], selection: Selection, uri: str,
@@ -118,7 +118,7 @@ def table_report(groups: list[Group], selection: Selection, uri: str,
     """One table per objective: runs judged by different metrics are never ranked together."""
     parts = [heading(selection, uri, grouped_by)]
     for group in groups:
-        parts += ["", goal(group.objective),
+        parts += ["", goal(group),
                   table_text(group.rows, selection, group.objective, grouped_by is not None)]
     if selection.more_varied:
         parts.append(f"(also differing: {', '.join(selection.more_varied)})")
@@ -168,7 +168,7 @@ def json_text(groups: list[Group], selection: Selection, uri: str, plot: Path,
         "keys": selection.label_keys,
         "keys_source": selection.label_source,
         "grouped_by": grouped_by,
-        "groups": [{"objective": objective_record(g.objective),
+        "groups": [{"objective": objective_record(g.objective), "head": g.head,
                     "runs": [row_record(row, g.objective) for row in g.rows]} for g in groups],
         "runs": [row_record(row, g.objective) for g in groups for row in g.rows],
         "plot": str(plot),

@@ -49,7 +49,8 @@ def collapse(group: Group, selection: Selection, key: str) -> Group:
         alike.setdefault(identity(row, varied), []).append(row)
     rows = [merged(members, key) for members in alike.values()]
     objective = group.objective
-    return Group(objective, sorted(rows, key=lambda r: objective.better_first(r.objective)))
+    return Group(objective, sorted(rows, key=lambda r: objective.better_first(r.objective)),
+                 group.head)
 
 
 def _mean_and_spread(values: list[float]) -> tuple[float | None, float | None]:

@@ -30,7 +30,8 @@ def value_order(row: Row, keys: list[str]) -> tuple:
                  for v in (row.labels[k] for k in keys))
 
 
-def plot_against_values(ax, rows: list[Row], keys: list[str], objective: Objective) -> None:
+def plot_against_values(ax, rows: list[Row], keys: list[str], objective: Objective,
+                        title: str = "") -> None:
     """(1) the objective against the swept value: a numeric axis when it can be one."""
     scored = [r for r in rows if r.objective is not None]
     single = keys[0] if len(keys) == 1 else None
@@ -71,7 +72,8 @@ def plot_against_values(ax, rows: list[Row], keys: list[str], objective: Objecti
     ax.set_ylabel(objective.name or "objective")
     missing = len(rows) - len(scored)
     note = f" ({missing} without a value not shown)" if missing else ""
-    ax.set_title(f"{objective.name or 'objective'} ({objective.mode}){note}", fontsize=10)
+    title = title or f"{objective.name or 'objective'} ({objective.mode})"
+    ax.set_title(f"{title}{note}", fontsize=10)
     ax.grid(True, alpha=0.3)
 
 
@@ -107,7 +109,8 @@ def write_plot(groups: list[Group], selection: Selection, path: Path) -> None:
 
     fig, axes = plt.subplots(len(groups), 2, figsize=(13, 5 * len(groups)), squeeze=False)
     for (left, right), group in zip(axes, groups, strict=True):
-        plot_against_values(left, group.rows, selection.label_keys, group.objective)
+        plot_against_values(left, group.rows, selection.label_keys, group.objective,
+                            group.title)
         plot_against_trainable(right, group.rows, group.objective)
     title = (selection.parent.name or selection.parent.run_id
              if selection.parent is not None else f"{len(selection.runs)} runs")

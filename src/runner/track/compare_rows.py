@@ -2,7 +2,8 @@
 
 Runs judged by different metrics (a sweep over heads: accuracy for a classifier, F1 for
 QA) are never ranked against each other: each run's own runner.objective tag says which
-group it belongs to.
+group it belongs to. A metric name several heads report (tokencls's entity F1 and qa's
+answer F1 are both eval/f1) gets a group per head, as the sweep's parent keeps them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class Group:
 
     objective: Objective
     rows: list[Row] = field(default_factory=list)
+    head: str | None = None  # set when heads share the objective's name, one group each
+
+    @property
+    def title(self) -> str:
+        name = self.objective.name or "no objective recorded"
+        head = f" of head {self.head}" if self.head else ""
+        return f"{name} ({self.objective.mode}){head}"
 
 
 def objective_of(selection: Selection) -> Objective:
@@ -59,13 +67,19 @@ def run_objective(run: Row, fallback: Objective) -> Objective:
 def grouped_rows(selection: Selection) -> list[Group]:
     """One group per objective, in the order the objectives first appear, each best first."""
     fallback = objective_of(selection)
-    by_objective: dict[Objective, list[Row]] = {}
+    heads: dict[Objective, set] = {}
     for run in selection.runs:
-        by_objective.setdefault(run_objective(run, fallback), []).append(run)
+        heads.setdefault(run_objective(run, fallback), set()).add(run.tags.get(tags.HEAD))
+    by_key: dict[tuple[Objective, str | None], list[Row]] = {}
+    for run in selection.runs:
+        objective = run_objective(run, fallback)
+        head = run.tags.get(tags.HEAD) if len(heads[objective]) > 1 else None
+        by_key.setdefault((objective, head), []).append(run)
     groups = [Group(objective, sorted_rows(Selection(runs, selection.parent,
                                                      selection.label_keys,
-                                                     selection.label_source), objective))
-              for objective, runs in by_objective.items()]
+                                                     selection.label_source), objective),
+                    head)
+              for (objective, head), runs in by_key.items()]
     rows = [row for group in groups for row in group.rows]  # names shortened across groups
     for row, name in zip(rows, distinct_names([r.name for r in rows]), strict=True):
         row.short_name = name

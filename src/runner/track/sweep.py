@@ -169,7 +169,8 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
         return math.nan  # the basic sweeper goes on; the callback reports it at the end
     name, mode = objective(cfg)  # this job's own: a sweep over heads has one per head
     _write_job(hc.sweep.dir, {**record, "status": "FINISHED", "objective": value,
-                              "objective_name": name, "objective_mode": mode})
+                              "objective_name": name, "objective_mode": mode,
+                              "head": cfg.head.task})
     return value
 
 
@@ -242,20 +243,28 @@ def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
 
 def best_per_objective(config: DictConfig, jobs: list[dict[str, Any]]
                        ) -> dict[str, dict[str, Any]]:
-    """objective name -> its best finished job (with "objective_mode"), in the order the
-    objectives first appear. Jobs recorded without their objective take the sweep's."""
+    """objective -> its best finished job (with "objective_mode"), in the order the
+    objectives first appear. Jobs recorded without their objective take the sweep's.
+
+    A metric name several heads report is kept apart per head (`<head>/<name>`):
+    tokencls's entity F1 and qa's answer F1 are both eval/f1, but not comparable."""
     default = objective(config)
+    scored = [j for j in jobs if j["status"] == "FINISHED" and j.get("objective") is not None
+              and not math.isnan(j["objective"])]
+    heads: dict[str, set] = {}
+    for job in scored:
+        job.setdefault("objective_name", default[0])
+        job.setdefault("objective_mode", default[1])
+        heads.setdefault(job["objective_name"], set()).add(job.get("head"))
     groups: dict[str, list[dict[str, Any]]] = {}
-    for job in jobs:
-        if (job["status"] == "FINISHED" and job.get("objective") is not None
-                and not math.isnan(job["objective"])):
-            job.setdefault("objective_name", default[0])
-            job.setdefault("objective_mode", default[1])
-            groups.setdefault(job["objective_name"], []).append(job)
+    for job in scored:
+        name = job["objective_name"]
+        key = f"{job.get('head')}/{name}" if len(heads[name]) > 1 else name
+        groups.setdefault(key, []).append(job)
     best = {}
-    for name, scored in groups.items():
-        pick = max if scored[0]["objective_mode"] == "max" else min
-        best[name] = pick(scored, key=lambda j: j["objective"])
+    for key, alike in groups.items():
+        pick = max if alike[0]["objective_mode"] == "max" else min
+        best[key] = pick(alike, key=lambda j: j["objective"])
     return best
 
 
@@ -275,9 +284,9 @@ def _close_parent(info: dict[str, Any], jobs: list, failed: list,
         if children[name]:
             client.set_tag(parent, names.best_child(name), children[name])
     if best:  # opened with the sweep config's objective; these are the ones its jobs had
-        client.set_tag(parent, names.OBJECTIVE, ",".join(best))
-        client.set_tag(parent, names.OBJECTIVE_MODE,
-                       ",".join(j["objective_mode"] for j in best.values()))
+        modes = {j["objective_name"]: j["objective_mode"] for j in best.values()}
+        client.set_tag(parent, names.OBJECTIVE, ",".join(modes))
+        client.set_tag(parent, names.OBJECTIVE_MODE, ",".join(modes.values()))
     if len(best) == 1:  # one objective: the single best of the whole sweep, as before
         ((name, job),) = best.items()
         client.log_metric(parent, names.BEST_OBJECTIVE, job["objective"])
