@@ -65,3 +65,9 @@ BEST_OBJECTIVE = "best/objective"
 def swept(key: str) -> str:
     """The tag a sweep child carries its value of `key` in."""
     return SWEPT_PREFIX + key
+
+# ------------------------------------------------- runner.evaluate on a finished run
+
+TEST_PREFIX = "test/"
+TEST_SPLIT = "runner.test_split"  # where the test/* metrics were scored from
+EVALUATION_OF = "runner.evaluation_of"  # on an evaluation run: the trained run's id
