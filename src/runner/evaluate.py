@@ -19,15 +19,16 @@ from runner.cli import report_errors
 def evaluate(run_dir: str, overrides: list[str], new_run: bool = False
              ) -> tuple[dict[str, float], str, str | None]:
     """(test/* metrics, where the split came from, the MLflow run they were logged to)."""
-    from runner.data.split import load_test_split
     from runner.saved_run import load_model, open_run, saved_labels
+
+    run = open_run(run_dir, overrides)  # a bad directory is reported before torch loads
+    from runner.data.split import load_test_split
     from runner.track import tags
     from runner.track.evaluation import log_test_metrics
     from runner.train.accelerator import fresh_accelerator
     from runner.train.run_file import write_run_file
     from runner.train.scoring import score, split_loader
 
-    run = open_run(run_dir, overrides)
     split, where = load_test_split(run.cfg, saved_labels(run.cfg))  # before the model loads
     task, model, _ = load_model(run)
     features = task.split_features(split)

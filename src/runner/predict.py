@@ -21,12 +21,9 @@ from runner.errors import DataError
 def predict_file(run_dir: str, input_path: str, output_path: str, overrides: list[str],
                  batch_size: int | None = None, max_new_tokens: int | None = None) -> int:
     """Write the predictions; the number of rows."""
-    from runner.data.split import read_rows
-    from runner.files import atomic_write
     from runner.saved_run import load_model, open_run
-    from runner.tasks.predict import INPUT_ROLES, predict
 
-    run = open_run(run_dir, overrides)
+    run = open_run(run_dir, overrides)  # a bad directory is reported before torch loads
     source, target = Path(input_path).expanduser().resolve(), Path(output_path).expanduser()
     if not source.is_file():
         what = "is a directory" if source.is_dir() else "does not exist"
@@ -35,6 +32,10 @@ def predict_file(run_dir: str, input_path: str, output_path: str, overrides: lis
     if not target.resolve().parent.is_dir():
         raise DataError(f"--output {target}: the directory {target.resolve().parent} does "
                         "not exist. Create it or write somewhere else.")
+    from runner.data.split import read_rows
+    from runner.files import atomic_write
+    from runner.tasks.predict import INPUT_ROLES, predict
+
     rows, _ = read_rows(run.cfg, str(source), required=INPUT_ROLES[run.cfg.head.task])
     task, model, device = load_model(run)
     head = run.cfg.head
