@@ -229,6 +229,12 @@ def _exit_code(main, argv: list[str]) -> int | None:
     return None
 
 
+def test_both_commands_explain_themselves(capsys):
+    for main, words in ((evaluate_main, "--new-run"), (predict_main, "--output")):
+        assert _exit_code(main, ["--help"]) == 0
+        assert words in capsys.readouterr().out
+
+
 def test_no_such_run_dir_exits_2_without_a_traceback(tmp_path):
     done = run_cli(str(tmp_path / "nope"), module="runner.evaluate")
     assert done.returncode == 2, done.stderr

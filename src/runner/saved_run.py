@@ -4,6 +4,7 @@ rebuilt with the run's own tokenizer, labels and head (for `runner.evaluate` and
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,7 @@ def load_model(run: SavedRun):
     from runner.model.build import build_config, build_model, resolve_checkpoint
     from runner.tasks import task_for
 
-    cfg = run.cfg.copy()
+    cfg = copy.deepcopy(run.cfg)
     # The saved config.json already holds every override and the data's sizes.
     cfg.model.checkpoint, cfg.model.init = str(run.model_dir), "pretrained"
     cfg.model.config_overrides = {}

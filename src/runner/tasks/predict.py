@@ -79,7 +79,9 @@ def _tag(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
 def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
     """{"answer", "start", "score"}: the best span of the context (start: its character
     offset; score: start + end logit), as evaluation post-processes it."""
-    examples = [{**r, "answers": {"text": [], "answer_start": []}} for r in rows]
+    # Windows find their row by id: the row's position, whatever ids the file repeats.
+    examples = [{**r, "id": str(i), "answers": {"text": [], "answer_start": []}}
+                for i, r in enumerate(rows)]
     windows, meta = task.eval_windows(datasets.Dataset.from_list(examples))
     starts, ends = [], []
     for batch in _batches(task, model, windows, batch_size, device):
@@ -88,10 +90,11 @@ def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
         starts.extend(out.start_logits.float().cpu().numpy())
         ends.extend(out.end_logits.float().cpu().numpy())
     head = task.cfg.head
-    for row, feats in zip(rows, _windows_of(rows, meta), strict=True):
-        spans = (qa_windows._best_span(starts[i][:len(offsets)], ends[i][:len(offsets)],
+    grouped = qa_windows._offsets_by_example(meta)
+    for row_index, row in enumerate(rows):
+        spans = (qa_windows._best_span(starts[w][:len(offsets)], ends[w][:len(offsets)],
                                        offsets, head.n_best, head.max_answer_length)
-                 for i, offsets in feats)
+                 for w, offsets in grouped.get(str(row_index), []))
         best = max((s for s in spans if s is not None), key=lambda s: s.score, default=None)
         if best is None:
             yield {"answer": "", "start": None, "score": None}
@@ -100,11 +103,6 @@ def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
         stripped = text.lstrip()  # offsets of some tokenizers include the space before
         yield {"answer": stripped.rstrip(), "score": best.score,
                "start": best.start_char + len(text) - len(stripped)}
-
-
-def _windows_of(rows: list[dict], meta: list[dict]) -> list[list[tuple[int, list]]]:
-    grouped = qa_windows._offsets_by_example(meta)
-    return [grouped.get(r["id"], []) for r in rows]
 
 
 def _generate(task: Task, model, rows, batch_size, device, max_new_tokens) -> Iterator[dict]:
