@@ -29,7 +29,7 @@ FAMILY = {"seqcls": "bert", "tokencls": "bert", "qa": "bert", "causal_lm": "gpt2
 SAMPLE = {"seqcls": "sentiment/validation.jsonl", "tokencls": "ner/validation.jsonl",
           "qa": "qa/validation.json", "causal_lm": "text/validation.txt",
           "seq2seq": "translation/validation.jsonl"}
-TEST_ROWS = 8
+TEST_ROWS = 8  # also data.max_eval_samples: the test split is the validation split's rows
 
 
 def _test_file(head: str, folder: Path) -> Path:
@@ -101,6 +101,9 @@ def test_test_split_is_scored_after_training_and_evaluate_gives_the_same(runs, t
     record = _record(run_dir)
     tested = {k: v for k, v in record["metrics"].items() if k.startswith("test/")}
     assert set(tested) == {"test/loss", "test/accuracy", "test/f1_macro"}
+    # The test file holds the rows validation was cut to: the same model scores them alike.
+    assert tested == pytest.approx({k.replace("eval/", "test/"): v for k, v in
+                                    record["metrics"].items() if k.startswith("eval/")})
     client, found = mlflow_runs(run_dir.parent / "mlflow.db")
     (trained,) = [r for r in found if r.info.run_id == record["mlflow_run_id"]]
     assert trained.data.metrics["test/accuracy"] == pytest.approx(tested["test/accuracy"])
@@ -151,6 +154,9 @@ def test_load_best_scores_the_best_evaluation_and_saves_its_weights(tmp_path):
     first_best = min(step for step, value in by_step.items() if value == best)
     assert record["best_step"] == first_best
     assert record["metrics"]["eval/accuracy"] == pytest.approx(best)
+    # Test rows = validation rows: scored by the best weights, they give the best evaluation.
+    assert record["metrics"]["test/accuracy"] == pytest.approx(best)
+    assert record["metrics"]["test/loss"] == pytest.approx(record["metrics"]["eval/loss"])
     # The saved model holds the best step's weights, and the test score is theirs.
     from safetensors.torch import load_file
 
