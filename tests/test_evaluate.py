@@ -301,3 +301,11 @@ def test_evaluate_without_a_test_split_says_how_to_name_one(tmp_path, capsys):
     assert _exit_code(evaluate_main, [str(out), f"data.test_file={bad}"]) == 2
     err = capsys.readouterr().err
     assert "row 1: label 'superb' is not one the model was trained on" in err
+
+
+def test_load_best_without_evaluations_is_a_config_error():
+    from runner.config.validate import validate
+    from runner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer.load_best: true, but trainer.eval_strategy=no"):
+        validate(compose([*fast("seqcls"), "trainer.load_best=true", "trainer.eval_strategy=no"]))
