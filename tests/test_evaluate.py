@@ -201,6 +201,26 @@ def test_predict_qa_spans_score_the_test_exact_match(runs, tmp_path):
     tested = _record(run_dir)["metrics"]
     assert got["exact_match"] == pytest.approx(tested["test/exact_match"], abs=1e-6)
     assert got["f1"] == pytest.approx(tested["test/f1"], abs=1e-6)
+    # The same spans as evaluation's post-processing of the plain transformers model's logits.
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from runner.tasks import qa_windows
+
+    model = AutoModelForQuestionAnswering.from_pretrained(run_dir / "model").eval()
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    columns = {k: [r[k] for r in rows] for k in ("id", "question", "context")}
+    windows = qa_windows.prepare_eval_features(columns, tok, 96, 16)
+    starts, ends = [], []
+    for i in range(len(windows["input_ids"])):
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        with torch.no_grad():
+            out = model(**{k: torch.tensor([windows[k][i]]) for k in names if k in windows})
+        starts.append(out.start_logits[0].numpy())
+        ends.append(out.end_logits[0].numpy())
+    meta = [{"example_id": e, "offset_mapping": o} for e, o in
+            zip(windows["example_id"], windows["offset_mapping"], strict=True)]
+    expected = qa_windows.postprocess_predictions(rows, meta, starts, ends)
+    assert [p["answer"] for p in predictions] == [expected[r["id"]] for r in rows]
 
 
 @pytest.mark.parametrize("head", ["causal_lm", "seq2seq"])
