@@ -51,10 +51,14 @@ def test_two_processes_make_one_run_one_directory_one_set_of_checkpoints(tmp_pat
 @pytest.mark.slow
 def test_evaluation_across_two_processes_equals_one_process(tmp_path):
     # lr ~ 0 leaves the model at its (seeded) initialisation, so both evaluate the same
-    # weights; 13 rows in batches of 4 leave an uneven last batch to shard.
+    # weights; 13 rows in batches of 4 leave an uneven last batch to shard (the test split
+    # too: the same 13 rows, scored after training).
+    test_file = tmp_path / "test.jsonl"
+    sample = Path(__file__).resolve().parents[1] / "src/runner/data/sample_data/sentiment"
+    test_file.write_text("".join((sample / "validation.jsonl").read_text().splitlines(True)[:13]))
     overrides = fast("seqcls", "bert", "freeze=none", "trainer.lr=1e-12",
                      "data.max_eval_samples=13", "trainer.eval_batch_size=4",
-                     "trainer.max_epochs=1", "logger=none")
+                     "trainer.max_epochs=1", "logger=none", f"data.test_file={test_file}")
     metrics = []
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
@@ -62,8 +66,9 @@ def test_evaluation_across_two_processes_equals_one_process(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         metrics.append(json.loads((out / "run.json").read_text())["metrics"])
     one, two = metrics
-    for key in ("eval/loss", "eval/accuracy", "eval/f1_macro"):
+    for key in ("eval/loss", "eval/accuracy", "eval/f1_macro", "test/loss", "test/accuracy"):
         assert two[key] == pytest.approx(one[key], rel=1e-6), key
+    assert two["test/loss"] == pytest.approx(two["eval/loss"], rel=1e-6)
 
 
 def test_a_multi_process_request_that_starts_one_process_is_flagged(tmp_path):

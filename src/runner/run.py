@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> float | None:
     from runner.train.final_model import save_final_model
     from runner.train.loop import Trainer
     from runner.train.resume import resolve_resume
-    from runner.train.run_file import recorded_status, write_run_file
+    from runner.train.run_file import recorded_status, write_run_config, write_run_file
     from runner.train.setup import build_training
 
     # The checkpoint is vetted once (readable, right family, no custom code, reachable)
@@ -62,6 +62,8 @@ def run(cfg: DictConfig) -> float | None:
         show_plan(cfg, model, plan)
         tracker.log_config(cfg, final=True)  # now with what the data decided
         tracker.log_plan(model, plan)
+        if state.is_main_process:
+            write_run_config(output_dir, cfg)
         apply_plan(model, plan)
 
         task = task_for(cfg, tokenizer, raw.labels)
@@ -82,12 +84,18 @@ def run(cfg: DictConfig) -> float | None:
         result = trainer.fit()
 
         model_dir = save_final_model(cfg, trainer, tokenizer, output_dir)
+        test = {}
+        if raw.test is not None:  # scored once, by the weights the run ends with
+            test = trainer.score_test(task.split_features(raw.test))
+            tracker.log_metrics(test, trainer.progress.step)
         name, _ = objective(cfg)
         value = result.metrics.get(name)
         tracker.finish(result.metrics, name, value, model_dir, log_model=cfg.logger.log_model)
         if state.is_main_process:
-            write_run_file(output_dir, metrics=result.metrics, objective={name: value})
-    print_summary(result.metrics, name, model_dir)
+            best = {} if result.best_step is None else {"best_step": result.best_step}
+            write_run_file(output_dir, metrics={**result.metrics, **test},
+                           objective={name: value}, **best)
+    print_summary({**result.metrics, **test}, name, model_dir)
     return value
 
 
@@ -100,6 +108,10 @@ def print_summary(metrics: dict[str, float], objective_name: str, model_dir: Pat
     shown = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
                       if k.startswith("eval/"))
     print(f"final metrics: {shown}")
+    tested = "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
+                       if k.startswith("test/"))
+    if tested:
+        print(f"test split: {tested}")
     value = metrics.get(objective_name)
     print(f"objective {objective_name} = {value:.4f}" if value is not None
           else f"objective {objective_name}: not measured")

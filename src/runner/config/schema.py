@@ -137,6 +137,9 @@ class TrainerConfig:
     early_stopping_patience: int | None = None
     objective: str | None = None  # None = the head's default metric
     objective_mode: str | None = None  # max | min; None = the metric's natural direction
+    # Keep the weights of the best evaluation by the objective; the saved model and the
+    # test split's score are then those of the best weights, not the last ones.
+    load_best: bool = False
     save_every: int | None = None  # steps; checkpoints are also saved at each epoch end
     keep_checkpoints: int = 2
     resume: str = "never"  # never | auto | path to a run directory

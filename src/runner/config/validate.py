@@ -225,6 +225,11 @@ def _check_trainer(cfg: DictConfig, problems: list[Problem]) -> None:
         )
     if t.objective_mode is not None:
         _one_of(problems, "trainer.objective_mode", t.objective_mode, ("max", "min"))
+    if t.load_best and t.eval_strategy == "no":
+        problems.append(Problem(
+            "trainer.load_best", "true, but trainer.eval_strategy=no: only the final weights "
+            "are evaluated, so there is no best to load",
+            "set trainer.eval_strategy=epoch (or steps), or trainer.load_best=false"))
     _check_precision(t, problems)
 
 

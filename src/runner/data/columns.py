@@ -54,14 +54,17 @@ def header_less_names(rows: list[dict], task: str, data_cfg: DictConfig, where: 
     return [dict(zip(names, r.values(), strict=True)) for r in rows]
 
 
-def map_columns(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -> list[dict]:
-    """Rename the user's columns to the head's canonical roles."""
+def map_columns(rows: list[dict], task: str, data_cfg: DictConfig, where: str,
+                required: tuple[str, ...] | None = None) -> list[dict]:
+    """Rename the user's columns to the head's canonical roles (`required`: the roles that
+    must be there, by default all the head's required ones; predict needs only inputs)."""
     if not rows:
         raise DataError(f"{where} has no rows. Give a file with data in it.")
     spec = TASKS[task]
     if spec.translation_rows and "translation" in rows[0] and not data_cfg.columns.source:
         return _translation_columns(rows, data_cfg, where)
-    required, optional = spec.required_roles, spec.optional_roles
+    required = spec.required_roles if required is None else required
+    optional = spec.optional_roles
     found = list(rows[0])
     mapping = {}
     for role in (*required, *optional):

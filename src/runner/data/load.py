@@ -157,8 +157,11 @@ def _split_sources(cfg: DictConfig) -> dict[str, str]:
     data, task = cfg.data, cfg.head.task
     if data.source == "sample":
         folder, train, validation = TASKS[task].sample
-        return {"train": str(SAMPLE_DIR / folder / train),
-                "validation": str(SAMPLE_DIR / folder / validation)}
+        sample = {"train": str(SAMPLE_DIR / folder / train),
+                  "validation": str(SAMPLE_DIR / folder / validation)}
+        if data.test_file:  # a test split of the user's own beside the bundled data
+            sample["test"] = str(Path(data.test_file).expanduser().resolve())
+        return sample
     files = {"train": data.train_file, "validation": data.validation_file,
              "test": data.test_file}
     return {k: str(Path(v).expanduser().resolve()) for k, v in files.items() if v}

@@ -110,6 +110,13 @@ class Task:
     def eval_examples(self, raw) -> list[dict] | None:
         return None
 
+    def split_features(self, ds: datasets.Dataset, split: str = "test") -> Features:
+        """Another evaluation split (the test split, or the file `runner.evaluate` scores),
+        shaped as `compute` reads it: its features in `validation`. Not cached."""
+        encoded = _check_not_empty(self.encode(ds, train=False), split, self.hint)
+        encoded = encoded.add_column(INDEX, list(range(len(encoded))))
+        return Features(train=encoded.select([]), validation=encoded)
+
     def build_features(self, raw) -> Features:
         return Features(train=self.encode(raw.train, train=True),
                         validation=self.encode(raw.validation, train=False))

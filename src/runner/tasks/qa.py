@@ -6,7 +6,7 @@ import numpy as np
 
 from runner.errors import DataError
 from runner.tasks import metrics, qa_windows
-from runner.tasks.base import Features, Task
+from runner.tasks.base import INDEX, Features, Task
 
 
 class QuestionAnswering(Task):
@@ -24,18 +24,33 @@ class QuestionAnswering(Task):
         train = raw.train.map(
             lambda b: qa_windows.prepare_train_features(b, tok, max_length, stride), batched=True,
             remove_columns=raw.train.column_names, desc="tokenizing", load_from_cache_file=False)
-        val = raw.validation.map(
+        val, meta = self.eval_windows(raw.validation)
+        return Features(train=train, validation=val, eval_meta=meta)
+
+    def eval_windows(self, ds):
+        """An evaluation split's windows, and each window's example id and offsets."""
+        max_length, stride = self.cfg.data.max_length, self.cfg.head.doc_stride
+        tok = self.tokenizer
+        windows = ds.map(
             lambda b: qa_windows.prepare_eval_features(b, tok, max_length, stride), batched=True,
-            remove_columns=raw.validation.column_names, desc="tokenizing",
-            load_from_cache_file=False)
+            remove_columns=ds.column_names, desc="tokenizing", load_from_cache_file=False)
         meta = [{"example_id": e, "offset_mapping": o}
-                for e, o in zip(val["example_id"], val["offset_mapping"], strict=True)]
-        return Features(train=train,
-                        validation=val.remove_columns(["example_id", "offset_mapping"]),
-                        eval_meta=meta)
+                for e, o in zip(windows["example_id"], windows["offset_mapping"], strict=True)]
+        return windows.remove_columns(["example_id", "offset_mapping"]), meta
 
     def eval_examples(self, raw):
         return raw.validation.select_columns(["id", "context", "answers"]).to_list()
+
+    def split_features(self, ds, split="test"):
+        self._check_room_for_context(ds, split, self.cfg.data.max_length,
+                                     self.cfg.head.doc_stride)
+        windows, meta = self.eval_windows(ds)
+        if len(windows) == 0:
+            raise DataError(f"the {split} split has no examples after preprocessing. "
+                            f"{self.hint}")
+        windows = windows.add_column(INDEX, list(range(len(windows))))
+        return Features(train=windows.select([]), validation=windows, eval_meta=meta,
+                        eval_examples=ds.select_columns(["id", "context", "answers"]).to_list())
 
     def _check_room_for_context(self, ds, split: str, max_length: int, stride: int) -> None:
         """Windows hold question + context; the context part must exceed the stride."""

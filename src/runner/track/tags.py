@@ -77,3 +77,10 @@ def best_metric(objective: str) -> str:
 def best_child(objective: str) -> str:
     """The sweep parent's tag holding the run id of the best child by `objective`."""
     return BEST_CHILD_PREFIX + objective
+
+
+# ------------------------------------------------- runner.evaluate on a finished run
+
+TEST_PREFIX = "test/"
+TEST_SPLIT = "runner.test_split"  # where the test/* metrics were scored from
+EVALUATION_OF = "runner.evaluation_of"  # on an evaluation run: the trained run's id

@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from runner.errors import RunnerError
-from runner.tasks.base import INDEX, EvalState, Features, Task
-from runner.train import body_cache
+from runner.tasks.base import INDEX, Features, Task
+from runner.train import body_cache, scoring
+from runner.train.best import BestWeights
 from runner.train.checkpoints import Checkpointer
 from runner.train.memory import frozen_modules_to_eval
 from runner.train.setup import TrainingParts
@@ -52,6 +53,7 @@ class Progress:
 @dataclass
 class TrainResult:
     metrics: dict[str, float]  # the last evaluation's, plus peak memory and skipped steps
+    best_step: int | None = None  # trainer.load_best: the step whose weights the model has
 
 
 class LogWindow:
@@ -99,6 +101,8 @@ class Trainer:
         self.window = LogWindow()
         self.saved_step = self.evaluated_step = -1
         self.stopped_early = False  # early stopping's patience ran out
+        self.best = (BestWeights(parts.checkpointer.root.parent, self.accelerator)
+                     if t.load_best else None)
 
     # --- state
     def resume(self, run_dir: Path) -> None:
@@ -137,17 +141,19 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         self._sync()
-        acc = self.accelerator
-        self.model.eval()
-        state = EvalState()
-        for batch in tqdm(self.parts.eval_loader, desc="evaluating", leave=False,
-                          disable=not acc.is_main_process):
-            rows = self._select("validation", batch)
-            with torch.no_grad(), body_cache.replaying(self.parts.body, self.parts.replay):
-                out = self.task.eval_step(self.model, batch, rows, acc)
-            self.task.accumulate(state, acc.gather_for_metrics(out))
+        metrics = scoring.score(self.model, self.task, self.parts.eval_loader, self.features,
+                                self.accelerator, body=self.parts.body, replay=self.parts.replay)
         self._train_mode()
-        return {f"eval/{k}": v for k, v in self.task.compute(state, self.features).items()}
+        return {f"eval/{k}": v for k, v in metrics.items()}
+
+    def score_test(self, test: Features) -> dict[str, float]:
+        """The test split scored once with the model as it ends (the best weights with
+        trainer.load_best), by the full model: the feature caches hold training splits."""
+        loader = scoring.split_loader(self.task, self.model, test.validation,
+                                      self.t.eval_batch_size, self.accelerator)
+        metrics = scoring.score(self.model, self.task, loader, test, self.accelerator,
+                                desc="scoring the test split")
+        return {f"test/{k}": v for k, v in metrics.items()}
 
     def _improved(self, value: float) -> bool:
         best = self.progress.best_objective
@@ -168,6 +174,8 @@ class Trainer:
         if self._improved(value):
             self.progress.best_objective = value
             self.progress.evals_without_improvement = 0
+            if self.best is not None:
+                self.best.keep(self.model, self.progress.step, metrics)
         else:
             self.progress.evals_without_improvement += 1
         if self.accelerator.is_main_process:
@@ -179,6 +187,8 @@ class Trainer:
     # --- training
     def fit(self) -> TrainResult:
         p = self.progress
+        if self.best is not None and p.step == 0:
+            self.best.clear()  # a fresh start in a reused directory
         self._train_mode()
         bar = tqdm(total=self.parts.total_steps, initial=p.step, desc="training",
                    disable=not self.accelerator.is_main_process, dynamic_ncols=True)
@@ -294,7 +304,10 @@ class Trainer:
         if p.skipped_steps:
             extra["train/skipped_steps"] = p.skipped_steps
         self.log_metrics(extra, p.step)  # the eval metrics were logged by the evaluation
-        return TrainResult(metrics={**p.last_metrics, **extra})
+        best = self.best.restore(self.model) if self.best is not None else None
+        if best is None:
+            return TrainResult(metrics={**p.last_metrics, **extra})
+        return TrainResult(metrics={**best["metrics"], **extra}, best_step=best["step"])
 
     def _seed_step(self, micro_batch: int) -> None:
         # Dropout depends only on (seed, micro-batch, rank): a resumed run draws exactly the

@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Interrupted, Preempted
-from runner.files import write_json
+from runner.files import atomic_write, write_json
 
 RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"  # the run's resolved config, with what the data decided
 
+
+def write_run_config(run_dir: Path, cfg) -> None:
+    """The config the run trained with, for `runner.evaluate` / `runner.predict`."""
+    from omegaconf import OmegaConf
+
+    atomic_write(Path(run_dir) / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def write_run_file(run_dir: Path, **fields: Any) -> None:
