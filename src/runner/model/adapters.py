@@ -177,7 +177,7 @@ def save_adapter(model: torch.nn.Module, trainable_other: list[str], directory: 
     prefix = "base_model.model."  # where PeftModel keeps the model it wraps
     state = model.state_dict()
     tensors = {prefix + k: v for k, v in get_peft_model_state_dict(
-        model, state_dict=state, adapter_name=ADAPTER_NAME).items()}
+        model, state_dict=state, adapter_name=ADAPTER_NAME, save_embedding_layers=False).items()}
     for owner in owners:  # the whole module, as peft saves a module_to_save
         tensors |= {prefix + k: v for k, v in state.items() if k.startswith(owner + ".")}
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
