@@ -217,3 +217,20 @@ def test_merged_and_peft_saved_models_load_and_agree(tmp_path):
     path = client.download_artifacts(record.info.run_id, "freeze/parameters.tsv", str(tmp_path))
     rows = [line.split("\t") for line in Path(path).read_text().splitlines()[1:]]
     assert sum(1 for r in rows if r[3].startswith("lora adapter")) == 2 * L * 2
+
+
+@pytest.mark.parametrize("family,head,method", [("gpt2", "causal_lm", "ia3"),
+                                                ("t5", "seq2seq", "dora")])
+def test_other_heads_train_adapters_and_save_a_plain_model(tmp_path, family, head, method):
+    from safetensors import safe_open
+
+    from runner.run import run
+
+    out = tmp_path / "run"
+    run(compose([*fast(head, family, f"freeze={method}", "trainer.max_epochs=1"),
+                 f"trainer.output_dir={out}", "logger=none"]))
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "FINISHED" and info["metrics"]["eval/loss"] > 0
+    with safe_open(out / "model" / "model.safetensors", "pt") as saved:
+        names = list(saved.keys())
+    assert names and not [n for n in names if "ia3_" in n or "lora_" in n or "base_layer" in n]
