@@ -98,6 +98,18 @@ def test_every_pair_and_method_trains_adapters_and_head_counted_once(family, hea
             f"{method} adapter ({how}) on target {t!r}" for t in adapters.settings["targets"]}
 
 
+def test_bert_base_lora_trains_297219_adapter_and_classifier_parameters():
+    """The issue's own numbers: 12 x 2 x 8 x (768 + 768) adapters + 2,307 head."""
+    from runner.model.report import inspect_model
+
+    doc = inspect_model(compose(["model=bert", "model.init=scratch", "head=seqcls",
+                                 "head.num_labels=3", "freeze=lora"]))
+    assert doc["params"]["trainable"] == 12 * 2 * 8 * (768 + 768) + 2_307 == 297_219
+    assert doc["freeze"]["adapters"]["parameters"] == 294_912
+    names = doc["trainable_parameter_names"]
+    assert all(".lora_A." in n or ".lora_B." in n or n.startswith("classifier.") for n in names)
+
+
 def test_adapters_combine_with_trainable_patterns():
     cfg, model, adapters = adapted("bert", "seqcls", "lora", "freeze.trainable=[LayerNorm]")
     plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
