@@ -246,3 +246,16 @@ def test_other_heads_train_adapters_and_save_a_plain_model(tmp_path, family, hea
     with safe_open(out / "model" / "model.safetensors", "pt") as saved:
         names = list(saved.keys())
     assert names and not [n for n in names if "ia3_" in n or "lora_" in n or "base_layer" in n]
+
+
+def test_default_targets_are_peft_s_own_where_peft_has_them():
+    from peft.utils import constants
+
+    for name, family in FAMILIES.items():
+        lora = constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(name)
+        ia3 = constants.TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.get(name)
+        feedforward = constants.TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING.get(name)
+        assert lora is None or list(family.lora_targets) == lora, name
+        assert ia3 is None or list(family.ia3_targets) == ia3, name
+        assert feedforward is None or list(family.ia3_feedforward) == feedforward, name
+    assert "distilbert" not in constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
