@@ -37,11 +37,13 @@ import time
 from pathlib import Path
 
 WAYS = ("runner", "runner_nocache", "trainer", "trainer_random", "bare")
-WORKLOADS = ("full", "head_only", "top_n1", "top_n2")
-# full: everything trains; head_only: the classifier; top_n<k>: the top k blocks + head
+WORKLOADS = ("full", "head_only", "top_n1", "top_n2", "lora")
+# full: everything trains; head_only: the classifier; top_n<k>: the top k blocks + head;
+# lora: LoRA adapters (r=8 on query, value) + head (runner only: --ways runner)
 FREEZE = {"full": ["freeze=none"], "head_only": ["freeze=head_only"],
-          "top_n1": ["freeze=top_n", "freeze.n=1"], "top_n2": ["freeze=top_n", "freeze.n=2"]}
-LR = {"full": 5e-5, "head_only": 1e-2, "top_n1": 1e-4, "top_n2": 1e-4}
+          "top_n1": ["freeze=top_n", "freeze.n=1"], "top_n2": ["freeze=top_n", "freeze.n=2"],
+          "lora": ["freeze=lora"]}
+LR = {"full": 5e-5, "head_only": 1e-2, "top_n1": 1e-4, "top_n2": 1e-4, "lora": 1e-3}
 
 
 def overrides(args, workload: str, output_dir: str) -> list[str]:

@@ -161,15 +161,19 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-# top_n: the frozen-prefix cache is rebuilt by the resumed process and replays the same rows
-@pytest.mark.parametrize("freeze", [[], ["freeze=top_n", "freeze.n=1"]], ids=["none", "top_n"])
+# top_n: the frozen-prefix cache is rebuilt by the resumed process and replays the same rows;
+# lora: the adapters (and their dropout's RNG) come back from the checkpoint
+@pytest.mark.parametrize("freeze", [[], ["freeze=top_n", "freeze.n=1"],
+                                    ["freeze=lora", "trainer.lr=1e-3"]],
+                         ids=["none", "top_n", "lora"])
 def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path, freeze):
     overrides = [*resume_overrides(), *freeze]
     args = [sys.executable, "-m", "runner", *overrides]
     straight = subprocess.run([*args, f"trainer.output_dir={tmp_path / 'straight'}"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
-    assert ("frozen prefix cached" in straight.stdout + straight.stderr) == bool(freeze)
+    cached = "frozen prefix cached" in straight.stdout + straight.stderr
+    assert cached == ("freeze=top_n" in freeze)
     expected = json.loads((tmp_path / "straight" / "run.json").read_text())["metrics"]
 
     out = tmp_path / "interrupted"

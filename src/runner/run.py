@@ -27,6 +27,7 @@ def run(cfg: DictConfig) -> float | None:
     from runner.data.labels import record_in_config
     from runner.data.load import load_data
     from runner.data.tokenizer import config_values, load_tokenizer
+    from runner.model.adapters import add_adapters
     from runner.model.build import build_config, build_model, resolve_checkpoint, seed_everything
     from runner.model.freeze import apply_plan, plan_for_model
     from runner.model.report import show_plan
@@ -58,7 +59,8 @@ def run(cfg: DictConfig) -> float | None:
             tokenizer = load_tokenizer(cfg, raw)
         config = build_config(cfg, raw.labels, config_values(cfg, tokenizer), checkpoint)
         model = build_model(cfg, config, checkpoint)
-        plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
+        adapters = add_adapters(model, family_of(cfg), head_spec(cfg), cfg.freeze)
+        plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
         show_plan(cfg, model, plan)
         tracker.log_config(cfg, final=True)  # now with what the data decided
         tracker.log_plan(model, plan)
@@ -83,7 +85,7 @@ def run(cfg: DictConfig) -> float | None:
             trainer.resume(resume_dir)
         result = trainer.fit()
 
-        model_dir = save_final_model(cfg, trainer, tokenizer, output_dir)
+        model_dir = save_final_model(cfg, trainer, tokenizer, output_dir, adapters)
         test = {}
         if raw.test is not None:  # scored once, by the weights the run ends with
             test = trainer.score_test(task.split_features(raw.test))

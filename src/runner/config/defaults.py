@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from runner.config.adapters import fill_targets
 from runner.config.families import pooling_of
 from runner.config.tasks import TASKS
 
@@ -14,7 +15,9 @@ log = logging.getLogger(__name__)
 
 # Learning rate when trainer.lr is not set. A head alone (or biases / norms alone) learns
 # on fixed features and needs far larger steps than a full fine-tune to move in 3 epochs.
-DEFAULT_LR = {"head_only": 1e-2, "bitfit": 1e-3, "layernorm": 1e-3}
+# Adapters (and the head beside them) likewise train far fewer weights than a fine-tune.
+DEFAULT_LR = {"head_only": 1e-2, "bitfit": 1e-3, "layernorm": 1e-3, "lora": 1e-3,
+              "dora": 1e-3, "ia3": 3e-3}
 FINE_TUNE_LR = 5e-5
 
 
@@ -32,6 +35,7 @@ def fill_defaults(cfg: DictConfig) -> None:
     # The objective and its direction, recorded as used: a regression head is judged by
     # Pearson (maximised), never by the accuracy it does not report.
     cfg.trainer.objective, cfg.trainer.objective_mode = objective(cfg)
+    fill_targets(cfg)  # adapters: the family's default targets, recorded as used
     pooling, why = pooling_of(cfg)
     if pooling and cfg.head.pooling != pooling:  # recorded (MLflow, run.json) as used
         log.info("head.pooling=%s (%s)", pooling, why)

@@ -57,6 +57,13 @@ class Family:
     # Heads are split across heads only when hidden size is a multiple of the head count
     # (T5 has its own per-head size d_kv, so any head count is valid there).
     heads_must_divide_hidden: bool = True
+    # Adapters' default targets (module names, matched as peft does: the name or its last
+    # dotted parts): LoRA/DoRA on the attention query and value projections; IA3 on keys,
+    # values and the feed-forward output, the latter scaled on its input (peft 0.21's own
+    # defaults, which have no DistilBERT entry: its equivalents here).
+    lora_targets: tuple[str, ...] = ()
+    ia3_targets: tuple[str, ...] = ()
+    ia3_feedforward: tuple[str, ...] = ()
 
     @property
     def model_type(self) -> str:
@@ -125,6 +132,8 @@ def _bert_like(name: str, prefix: str, checkpoint: str, config: dict, tokenizer_
         layers_keys=("num_hidden_layers",),
         embeddings=("embeddings",), blocks=("encoder.layer",), above_blocks=("pooler",),
         tokenizer_kind=tokenizer_kind,
+        lora_targets=("query", "value"), ia3_targets=("key", "value", "output.dense"),
+        ia3_feedforward=("output.dense",),
         heads={
             "seqcls": HeadSpec(f"{prefix}ForSequenceClassification", name, ("classifier",),
                                pooling=native_pooling,
@@ -146,6 +155,8 @@ FAMILIES: dict[str, Family] = {
         hidden_key="dim", heads_key="n_heads", layers_keys=("n_layers",),
         embeddings=("embeddings",), blocks=("transformer.layer",),
         tokenizer_kind="wordpiece",
+        lora_targets=("q_lin", "v_lin"), ia3_targets=("k_lin", "v_lin", "lin2"),
+        ia3_feedforward=("lin2",),
         heads={
             "seqcls": HeadSpec(
                 "DistilBertForSequenceClassification", "distilbert",
@@ -165,6 +176,8 @@ FAMILIES: dict[str, Family] = {
         hidden_key="n_embd", heads_key="n_head", layers_keys=("n_layer",),
         embeddings=("wte", "wpe"), blocks=("h",), above_blocks=("ln_f",),
         tokenizer_kind="bpe", prefix_entry="drop", embedding_dropout=("drop",),
+        lora_targets=("c_attn",), ia3_targets=("c_attn", "mlp.c_proj"),
+        ia3_feedforward=("mlp.c_proj",),
         heads={
             "seqcls": HeadSpec("GPT2ForSequenceClassification", "transformer", ("score",),
                                pooling="last",
@@ -185,6 +198,7 @@ FAMILIES: dict[str, Family] = {
         # so it cannot be off for frozen bottom blocks alone: only k=0 blocks are exact.
         prefix_entry="encoder.embed_tokens", prefix_max_blocks=0,
         heads_must_divide_hidden=False,
+        lora_targets=("q", "v"), ia3_targets=("k", "v", "wo"), ia3_feedforward=("wo",),
         heads={
             "seqcls": HeadSpec(
                 "T5ForSequenceClassification", "transformer", ("classification_head",)

@@ -22,8 +22,10 @@ from runner.errors import ConfigError, Problem
 INITS = ("pretrained", "scratch")
 FREEZE_STRATEGIES = (
     "none", "head_only", "embeddings", "bottom_n", "top_n", "bitfit", "layernorm", "encoder",
-    "custom",
+    "custom", "lora", "dora", "ia3",
 )
+# Strategies that add adapters (through peft) and train them with the head.
+ADAPTER_STRATEGIES = ("lora", "dora", "ia3")
 DATA_SOURCES = ("sample", "local", "hub")
 DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 SCHEDULES = ("linear", "cosine", "constant")
@@ -68,6 +70,13 @@ class FreezeConfig:
     n: int | None = None  # bottom_n / top_n: number of blocks
     trainable: list[str] = field(default_factory=list)  # custom: regexes over param names
     frozen: list[str] = field(default_factory=list)
+    # Adapters (lora | dora | ia3; set by conf/freeze/<name>.yaml, None elsewhere).
+    r: int | None = None  # lora/dora rank
+    alpha: float | None = None  # lora/dora scaling numerator (scale = alpha / r)
+    dropout: float | None = None  # lora/dora dropout on the adapter's input
+    targets: list[str] | None = None  # module names (or name suffixes); None = family default
+    feedforward: list[str] | None = None  # ia3: targets scaled on their input; None = default
+    merge: bool | None = None  # merge adapters into the base weights when saving the model
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.config import adapters
 from runner.config.families import ARCHITECTURE_KEYS, FAMILIES, supported_pairs_text
 from runner.config.pooling import POOLINGS, RUNNER_POOLINGS
 from runner.config.schema import (
@@ -344,6 +345,8 @@ def validate(cfg: DictConfig) -> None:
         _check_overrides(cfg, problems)
     _check_head(cfg, problems)
     _check_freeze(cfg, problems)
+    if family_ok:
+        adapters.check(cfg, problems)
     _check_data(cfg, problems)
     _check_trainer(cfg, problems)
     if head_ok:

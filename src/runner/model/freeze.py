@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -42,6 +42,7 @@ class FreezePlan:
     strategy: str
     decisions: list[Decision]
     notes: list[str] = field(default_factory=list)
+    adapters: dict | None = None  # adapter settings (freeze=lora|dora|ia3), else None
 
     @property
     def total(self) -> int:
@@ -176,6 +177,7 @@ class FreezeSettings:
     n: int | None = None
     trainable: tuple[str, ...] = ()
     frozen: tuple[str, ...] = ()
+    adapters: Mapping[str, str] = field(default_factory=dict)  # adapter tensor -> its rule
 
 
 def _none(p: Param, layout: Layout, s: FreezeSettings) -> Rule:
@@ -259,6 +261,25 @@ def _custom(p: Param, layout: Layout, s: FreezeSettings) -> Rule:
     return True, "custom: not matched by a frozen pattern"
 
 
+def _adapters(p: Param, layout: Layout, s: FreezeSettings) -> Rule:
+    """The adapters and the head train, and what freeze.trainable adds; the rest is frozen.
+    A head tied to the input embeddings (an LM head) stays frozen with the base."""
+    for pattern in s.frozen:
+        if any(re.search(pattern, n) for n in p.names):
+            return False, f"custom frozen /{pattern}/"
+    if p.name in s.adapters:
+        return True, s.adapters[p.name]
+    if layout.in_any(p, layout.head):
+        if all(any(_under(n, h) for h in layout.head) for n in p.names):
+            return True, "head"
+        if not s.trainable:
+            return False, "head tied to the input embeddings: frozen with the base"
+    for pattern in s.trainable:
+        if any(re.search(pattern, n) for n in p.names):
+            return True, f"custom trainable /{pattern}/"
+    return False, f"base weight: frozen under freeze={s.strategy}"
+
+
 STRATEGIES: dict[str, Strategy] = {
     "none": _none,
     "head_only": _head_only,
@@ -269,6 +290,9 @@ STRATEGIES: dict[str, Strategy] = {
     "layernorm": _layernorm,
     "encoder": _encoder,
     "custom": _custom,
+    "lora": _adapters,
+    "dora": _adapters,
+    "ia3": _adapters,
 }
 
 
@@ -336,19 +360,26 @@ def _example_names(params: list[Param], k: int = 8) -> str:
     return ", ".join(picks)
 
 
-def settings_from_config(freeze_cfg) -> FreezeSettings:
+def settings_from_config(freeze_cfg, adapters=None) -> FreezeSettings:
     return FreezeSettings(
         strategy=freeze_cfg.strategy,
         n=freeze_cfg.n,
         trainable=tuple(freeze_cfg.trainable),
         frozen=tuple(freeze_cfg.frozen),
+        adapters=adapters.rules if adapters is not None else {},
     )
 
 
-def plan_for_model(model, family: Family, spec: HeadSpec, freeze_cfg) -> FreezePlan:
+def plan_for_model(model, family: Family, spec: HeadSpec, freeze_cfg, adapters=None
+                   ) -> FreezePlan:
+    """The plan for `model`; `adapters` (runner.model.adapters.Adapters) when the strategy
+    added some (they are then already in the model)."""
     params = describe_parameters(model)
     layout = Layout.resolve(family, spec, (n for p in params for n in p.names))
-    return make_plan(params, layout, settings_from_config(freeze_cfg))
+    plan = make_plan(params, layout, settings_from_config(freeze_cfg, adapters))
+    if adapters is not None:
+        plan.adapters = adapters.summary()
+    return plan
 
 
 def apply_plan(model, plan: FreezePlan) -> None:

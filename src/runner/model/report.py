@@ -59,7 +59,8 @@ def report(cfg: DictConfig, model, plan) -> dict[str, Any]:
         "pooling": pooling or None,
         "pooling_reason": why if pooling else None,
         "config": model.config.to_dict(),
-        "freeze": {"strategy": plan.strategy, "notes": plan.notes},
+        "freeze": {"strategy": plan.strategy, "notes": plan.notes,
+                   **({"adapters": plan.adapters} if plan.adapters else {})},
         "params": {
             "total": plan.total,
             "trainable": plan.trainable,
@@ -81,6 +82,9 @@ def format_table(doc: dict[str, Any], depth_rows: list[dict[str, Any]]) -> str:
         "config     " + "  ".join(f"{k}={v}" for k, v in doc["key_config"].items()),
         f"freeze     {doc['freeze']['strategy']}",
     ]
+    if doc["freeze"].get("adapters"):
+        lines.append("adapters   " + "  ".join(f"{k}={v}" for k, v in
+                                              doc["freeze"]["adapters"].items()))
     if doc.get("pooling"):
         lines.append(f"pooling    {doc['pooling']}: {DESCRIPTIONS[doc['pooling']]} "
                      f"({doc['pooling_reason']})")
@@ -104,13 +108,15 @@ def format_table(doc: dict[str, Any], depth_rows: list[dict[str, Any]]) -> str:
 
 def inspect_model(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
+    from runner.model.adapters import add_adapters
     from runner.model.build import build_config, build_model, resolve_checkpoint, seed_everything
     from runner.model.freeze import plan_for_model
 
     seed_everything(cfg.trainer.seed)
     checkpoint = resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
     model = build_model(cfg, build_config(cfg, checkpoint=checkpoint), checkpoint)
-    plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze)
+    adapters = add_adapters(model, family_of(cfg), head_spec(cfg), cfg.freeze)
+    plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
     doc = report(cfg, model, plan)
     doc["_rows"] = module_table(model, plan, cfg.inspect.depth)
     return doc

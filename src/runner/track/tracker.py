@@ -137,6 +137,8 @@ class MlflowTracker:
         self._log_text("name\tnumel\tstate\trule\n" + decisions + "\n", "freeze/parameters.tsv")
         if plan.notes:
             self._log_text("\n".join(plan.notes) + "\n", "freeze/notes.txt")
+        if plan.adapters:  # the settings as used (targets resolved), with the counts
+            self._log_text(json.dumps(plan.adapters, indent=2) + "\n", "freeze/adapters.json")
 
     def finish(self, metrics: dict[str, float], objective_name: str,
                objective_value: float | None, model_dir: Path | None,

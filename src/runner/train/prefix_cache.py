@@ -77,6 +77,8 @@ def find(cfg: DictConfig, plan: FreezePlan, layout: Layout, body: str) -> Prefix
         return "trainer.cache_features=false"
     if not cfg.trainer.frozen_eval_mode:
         return "trainer.frozen_eval_mode=false: dropout in the frozen part changes its outputs"
+    if plan.adapters:
+        return f"freeze={plan.strategy}: adapters sit inside the blocks"
     trainable = _trainable_names(plan)
 
     def first_trainable(prefixes: list[str]) -> str | None:
