@@ -54,6 +54,7 @@ def run(cfg: DictConfig) -> float | None:
         seed_everything(cfg.trainer.seed)
         with state.main_process_first():  # rank 0 fills the on-disk caches, the rest read
             raw = load_data(cfg)
+            tracker.log_datasets(raw, cfg.data)
             record_in_config(cfg, raw.labels)
             tokenizer = load_tokenizer(cfg, raw)
         config = build_config(cfg, raw.labels, config_values(cfg, tokenizer), checkpoint)
@@ -62,6 +63,7 @@ def run(cfg: DictConfig) -> float | None:
         show_plan(cfg, model, plan)
         tracker.log_config(cfg, final=True)  # now with what the data decided
         tracker.log_plan(model, plan)
+        tracker.describe(cfg, plan, raw)
         apply_plan(model, plan)
 
         task = task_for(cfg, tokenizer, raw.labels)

@@ -29,6 +29,8 @@ from runner.config.defaults import objective
 from runner.errors import Interrupted, Preempted
 from runner.files import write_json
 from runner.track import tags as names
+from runner.track.describe import source_tags
+from runner.track.model_log import register_champion
 from runner.track.origin import command_line, process_tags
 from runner.track.store import client_for, experiment_id, tracking_uri
 from runner.train.run_file import read_run_file
@@ -230,10 +232,12 @@ def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
         names.SWEEP_DIR: str(Path(config.hydra.sweep.dir).resolve()),
         # so that a sweep process killed outright gets its parent marked KILLED later
         **process_tags(),
+        **source_tags(),
     })
     client.log_param(parent.info.run_id, names.SWEEP_OVERRIDES, overrides[:6000])
     log.info("sweep parent run %s in %s", parent.info.run_id, uri)
-    return {"parent_run_id": parent.info.run_id, "tracking_uri": uri}
+    return {"parent_run_id": parent.info.run_id, "tracking_uri": uri,
+            "register_as": config.logger.get("register_as")}
 
 
 def _best(config: DictConfig, jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -261,6 +265,8 @@ def _close_parent(info: dict[str, Any], jobs: list, failed: list, best: dict | N
         child = read_run_file(Path(best["output_dir"])).get("mlflow_run_id")
         if child:
             client.set_tag(parent, names.BEST_CHILD_RUN_ID, child)
+            if info.get("register_as"):
+                register_champion(info["tracking_uri"], info["register_as"], child)
     client.set_terminated(parent, status=status)
 
 

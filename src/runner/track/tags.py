@@ -44,6 +44,14 @@ BEST_CHILD_RUN_ID = "runner.best_child_run_id"
 
 PARENT_RUN_ID = "mlflow.parentRunId"  # makes a run a nested child in the MLflow UI
 RUN_NAME = "mlflow.runName"
+NOTE = "mlflow.note.content"  # the run's description
+SOURCE_NAME = "mlflow.source.name"  # the Source column
+SOURCE_TYPE = "mlflow.source.type"
+SOURCE_GIT_COMMIT = "mlflow.source.git.commit"
+USER = "mlflow.user"
+EXPERIMENT_KIND = "mlflow.experimentKind"  # on the experiment: which view the UI opens
+MODEL_TRAINING = "custom_model_development"  # ... the model-training one
+CHAMPION = "champion"  # the registry alias of a sweep's best model
 
 # --------------------------------------------------------------------------- params
 
