@@ -4,11 +4,13 @@ store a real sweep left (conftest.ui_sweep), and with the models loaded back."""
 
 from __future__ import annotations
 
+import os
+
 import datasets
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import compose, mlflow_runs
+from conftest import compose, fast, mlflow_runs, run_cli
 from runner.config.validate import validate
 from runner.data.load import RawData
 from runner.errors import ConfigError
@@ -136,3 +138,15 @@ def test_register_as_is_checked_before_anything_runs(extra, expected):
         validate(compose(["model=bert", "head=seqcls", *extra]))
     (problem,) = err.value.problems
     assert problem.key == "logger.register_as" and expected in str(problem)
+
+
+def test_a_single_run_registers_its_model_without_an_alias(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    result = run_cli(*fast("tokencls"), "trainer.max_steps=2", "logger.log_model=true",
+                     "logger.register_as=solo", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, (run,) = mlflow_runs(tmp_path / "mlflow.db")
+    (version,) = client.search_model_versions("name='solo'")
+    assert version.run_id == run.info.run_id and version.aliases == []
+    assert version.source == logged_model(client, run).model_uri
+    assert {"training", "validation"} == {i.tags[0].value for i in run.inputs.dataset_inputs}
