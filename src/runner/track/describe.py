@@ -38,4 +38,4 @@ def plan_paragraph(cfg, plan, raw) -> str:
         splits.append(f"{split} {rows.num_rows:,} rows {origin}")
     return (f"{model.family} ({model.checkpoint}, {init}) with a {head.task} head{labels}; "
             f"freezing {cfg.freeze.strategy}: {plan.trainable:,} of {plan.total:,} parameters "
-            f"trainable ({plan.trainable_fraction:.2%}). Data: {'; '.join(splits)}.")
+            f"trainable ({plan.trainable_fraction:.4%}). Data: {'; '.join(splits)}.")
