@@ -71,3 +71,20 @@ def mlflow_runs(db: Path, experiment: str = "runner"):
     client = MlflowClient(f"sqlite:///{db}")
     exp = client.get_experiment_by_name(experiment)
     return client, (client.search_runs([exp.experiment_id]) if exp else [])
+
+
+@pytest.fixture(scope="session")
+def ui_sweep(tmp_path_factory):
+    """A real sweep over two heads that logs and registers its models (a few steps each),
+    as `python -m runner -m ...` leaves it: (work dir, sqlite store). Shared by the MLflow
+    UI tests and the browser test."""
+    work = tmp_path_factory.mktemp("ui-sweep")
+    overrides = [o if o != "head=seqcls" else "head=seqcls,qa" for o in fast("seqcls")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(RUNNER_CACHE_DIR=str(work / "cache"), HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "-m", *overrides, "trainer.max_steps=3",
+         "logger.log_model=true", "logger.register_as=tiny"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return work, work / "mlflow.db"

@@ -55,6 +55,7 @@ def run(cfg: DictConfig) -> float | None:
         seed_everything(cfg.trainer.seed)
         with state.main_process_first():  # rank 0 fills the on-disk caches, the rest read
             raw = load_data(cfg)
+            tracker.log_datasets(raw, cfg.data)
             record_in_config(cfg, raw.labels)
             tokenizer = load_tokenizer(cfg, raw)
         config = build_config(cfg, raw.labels, config_values(cfg, tokenizer), checkpoint)
@@ -66,6 +67,7 @@ def run(cfg: DictConfig) -> float | None:
         tracker.log_plan(model, plan)
         if state.is_main_process:
             write_run_config(output_dir, cfg)
+        tracker.describe(cfg, plan, raw)
         apply_plan(model, plan)
 
         task = task_for(cfg, tokenizer, raw.labels)

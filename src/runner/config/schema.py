@@ -168,7 +168,8 @@ class LoggerConfig:
     tracking_uri: str | None = None  # None = $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
     experiment: str = "runner"
     run_name: str | None = None
-    log_model: bool = False
+    log_model: bool = False  # the final model as an MLflow model (Logged models)
+    register_as: str | None = None  # registered model name (a sweep: its best, @champion)
 
 
 @dataclass

@@ -323,6 +323,21 @@ def _check_pooling(cfg: DictConfig, problems: list[Problem]) -> None:
             f"set head.pooling to one of auto, {', '.join(RUNNER_POOLINGS)}"))
 
 
+def _check_registry(cfg: DictConfig, problems: list[Problem]) -> None:
+    """logger.register_as: a name MLflow's registry takes, for a model that is logged."""
+    name = cfg.logger.get("register_as")
+    if name is None:
+        return
+    key = "logger.register_as"
+    if not str(name).strip() or any(c in str(name) for c in "/:") or ".." in str(name):
+        problems.append(Problem(key, f"{name!r} is not a registered model name (no '/', "
+                                "':' or '..', not empty)", f"set {key}=my-model (for example)"))
+    elif not (cfg.logger.log_model and cfg.logger.name == "mlflow" and cfg.trainer.save_model):
+        problems.append(Problem(key, "registers the logged model, and this run logs none",
+                                "add logger.log_model=true (with logger=mlflow and "
+                                "trainer.save_model=true)"))
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError listing every problem in the composed config."""
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -352,6 +367,7 @@ def validate(cfg: DictConfig) -> None:
     if head_ok:
         _check_objective(cfg, problems)
     _one_of(problems, "logger.name", cfg.logger.name, LOGGERS)
+    _check_registry(cfg, problems)
     _one_of(problems, "inspect.output", cfg.inspect.output, INSPECT_OUTPUTS)
     if cfg.inspect.depth < 1:
         problems.append(Problem("inspect.depth", f"{cfg.inspect.depth} must be >= 1",

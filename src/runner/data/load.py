@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -34,6 +34,9 @@ class RawData:
     validation: datasets.Dataset
     test: datasets.Dataset | None
     labels: Labels | None  # what the data decided, for heads with TaskSpec.labels
+    # split -> the file it was read from, or the hub dataset's name (for MLflow's Datasets)
+    sources: dict[str, str] = field(default_factory=dict)
+    held_out: bool = False  # validation rows were held out of the training split
 
 
 # -------------------------------------------------------------------------------- reading
@@ -202,6 +205,7 @@ def load_data(cfg: DictConfig) -> RawData:
     if data.source == "hub":
         raw = _load_hub(cfg)
         where = {split: f"hub dataset {data.hub_name}[{split}]" for split in raw}
+        sources = {split: data.hub_name for split in raw}
     else:
         sources = _split_sources(cfg)
         raw = {}
@@ -235,4 +239,6 @@ def load_data(cfg: DictConfig) -> RawData:
         validation=to_dataset(splits["validation"]),
         test=to_dataset(splits["test"]) if "test" in splits else None,
         labels=labels,
+        sources=sources,
+        held_out="validation" not in raw,
     )

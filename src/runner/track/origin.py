@@ -12,11 +12,15 @@ from pathlib import Path
 from runner.track import tags
 
 
+def program() -> str:
+    """How the command starts (argv[0] of `python -m runner` is __main__.py)."""
+    path = Path(sys.argv[0])
+    return f"python -m {path.parent.name}" if path.name == "__main__.py" else path.name
+
+
 def command_line() -> str:
-    """The command as one would type it again (argv[0] of `python -m runner` is __main__.py)."""
-    program = Path(sys.argv[0])
-    start = f"python -m {program.parent.name}" if program.name == "__main__.py" else program.name
-    return " ".join([start, *map(shlex.quote, sys.argv[1:])])
+    """The command as one would type it again."""
+    return " ".join([program(), *map(shlex.quote, sys.argv[1:])])
 
 
 def git_commit() -> str | None:

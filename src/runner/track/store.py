@@ -109,16 +109,20 @@ def reading(uri: str) -> Iterator[None]:
 
 
 def experiment_id(client, name: str, uri: str) -> str:
-    """The experiment's id, created if needed (safe when several jobs race to create it)."""
+    """The experiment's id, created if needed (safe when several jobs race to create it),
+    tagged so the MLflow UI opens it in its model-training view."""
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_root(uri))
-    except MlflowException:
-        return client.get_experiment_by_name(name).experiment_id
+    if found is None:
+        try:
+            found = client.get_experiment(
+                client.create_experiment(name, artifact_location=artifact_root(uri)))
+        except MlflowException:
+            found = client.get_experiment_by_name(name)
+    if found.tags.get(tags.EXPERIMENT_KIND) != tags.MODEL_TRAINING:
+        client.set_experiment_tag(found.experiment_id, tags.EXPERIMENT_KIND, tags.MODEL_TRAINING)
+    return found.experiment_id
 
 
 def run_exists(client, run_id: str) -> bool:

@@ -31,6 +31,8 @@ from runner.config.defaults import objective
 from runner.errors import Interrupted, Preempted
 from runner.files import write_json
 from runner.track import tags as names
+from runner.track.describe import source_tags
+from runner.track.model_log import register_champion
 from runner.track.origin import command_line, process_tags
 from runner.track.store import client_for, experiment_id, tracking_uri
 from runner.train.run_file import read_run_file
@@ -235,10 +237,12 @@ def _open_parent(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
         names.SWEEP_DIR: str(Path(config.hydra.sweep.dir).resolve()),
         # so that a sweep process killed outright gets its parent marked KILLED later
         **process_tags(),
+        **source_tags(),
     })
     client.log_param(parent.info.run_id, names.SWEEP_OVERRIDES, overrides[:6000])
     log.info("sweep parent run %s in %s", parent.info.run_id, uri)
-    return {"parent_run_id": parent.info.run_id, "tracking_uri": uri}
+    return {"parent_run_id": parent.info.run_id, "tracking_uri": uri,
+            "register_as": config.logger.get("register_as")}
 
 
 def best_per_objective(config: DictConfig, jobs: list[dict[str, Any]]
@@ -268,6 +272,15 @@ def best_per_objective(config: DictConfig, jobs: list[dict[str, Any]]
     return best
 
 
+def _registered_name(info: dict[str, Any], best: dict[str, Any], objective_key: str) -> str:
+    """The registered model a best child goes to: logger.register_as itself for a sweep
+    with one objective; with several, one model per objective (NAME-eval-f1), so each
+    has its own champion."""
+    if len(best) == 1:
+        return info["register_as"]
+    return f"{info['register_as']}-{objective_key.replace('/', '-')}"
+
+
 def _close_parent(info: dict[str, Any], jobs: list, failed: list,
                   best: dict[str, dict[str, Any]], status: str) -> None:
     client = client_for(info["tracking_uri"])
@@ -283,6 +296,9 @@ def _close_parent(info: dict[str, Any], jobs: list, failed: list,
         client.log_metric(parent, names.best_metric(name), job["objective"])
         if children[name]:
             client.set_tag(parent, names.best_child(name), children[name])
+            if info.get("register_as"):
+                register_champion(info["tracking_uri"], _registered_name(info, best, name),
+                                  children[name])
     if best:  # opened with the sweep config's objective; these are the ones its jobs had
         modes = {j["objective_name"]: j["objective_mode"] for j in best.values()}
         client.set_tag(parent, names.OBJECTIVE, ",".join(modes))

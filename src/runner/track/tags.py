@@ -45,6 +45,14 @@ BEST_CHILD_PREFIX = "runner.best_child."  # one per objective: runner.best_child
 
 PARENT_RUN_ID = "mlflow.parentRunId"  # makes a run a nested child in the MLflow UI
 RUN_NAME = "mlflow.runName"
+NOTE = "mlflow.note.content"  # the run's description
+SOURCE_NAME = "mlflow.source.name"  # the Source column
+SOURCE_TYPE = "mlflow.source.type"
+SOURCE_GIT_COMMIT = "mlflow.source.git.commit"
+USER = "mlflow.user"
+EXPERIMENT_KIND = "mlflow.experimentKind"  # on the experiment: which view the UI opens
+MODEL_TRAINING = "custom_model_development"  # ... the model-training one
+CHAMPION = "champion"  # the registry alias of a sweep's best model
 
 # --------------------------------------------------------------------------- params
 

@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import Interrupted, Preempted
 from runner.track import tags as names
-from runner.track.origin import command_line, git_commit, process_tags
+from runner.track.describe import source_tags
+from runner.track.origin import command_line, process_tags
 from runner.track.store import (
     client_for,
     experiment_id,
@@ -34,6 +35,7 @@ from runner.track.store import (
     tracking_uri,
 )
 from runner.track.sweep import sweep_tags
+from runner.track.system import system_metrics
 from runner.train.run_file import read_run_file, write_run_file
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,12 @@ class NullTracker:
         pass
 
     def log_plan(self, model, plan) -> None:
+        pass
+
+    def log_datasets(self, raw, data_cfg) -> None:
+        pass
+
+    def describe(self, cfg: DictConfig, plan, raw) -> None:
         pass
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -80,9 +88,14 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
 
 
 class MlflowTracker:
-    def __init__(self, client, run_id: str):
+    def __init__(self, client, run_id: str, uri: str | None = None,
+                 cfg: DictConfig | None = None, in_sweep: bool = False):
         self.client = client
         self.run_id = run_id
+        self.uri = uri
+        self.cfg = cfg
+        self.in_sweep = in_sweep  # a sweep registers its best child, not every child
+        self.description = ""
 
     def log_params(self, params: dict[str, str], final: bool = False) -> None:
         """Log params not yet on the run; a value over MLflow's limit goes whole to an
@@ -140,13 +153,51 @@ class MlflowTracker:
         if plan.adapters:  # the settings as used (targets resolved), with the counts
             self._log_text(json.dumps(plan.adapters, indent=2) + "\n", "freeze/adapters.json")
 
+    def log_datasets(self, raw, data_cfg) -> None:
+        """Every split in the run's Datasets panel; a failure costs a warning, not the run."""
+        from runner.track.inputs import dataset_inputs
+
+        try:
+            self.client.log_inputs(self.run_id, datasets=dataset_inputs(raw, data_cfg))
+        except Exception as err:  # noqa: BLE001
+            log.warning("the datasets were not recorded: %s: %s", type(err).__name__, err)
+
+    def describe(self, cfg: DictConfig, plan, raw) -> None:
+        from runner.track.describe import plan_paragraph
+
+        self.description = plan_paragraph(cfg, plan, raw)
+        self.client.set_tag(self.run_id, names.NOTE, self.description)
+
     def finish(self, metrics: dict[str, float], objective_name: str,
                objective_value: float | None, model_dir: Path | None,
                log_model: bool = False) -> None:
         if objective_value is not None:
             self.log_metrics({names.OBJECTIVE_METRIC: objective_value}, step=0)
         if log_model and model_dir is not None:
+            self._log_model(model_dir)
+
+    def _log_model(self, model_dir: Path) -> None:
+        """An MLflow model (registered with logger.register_as, outside sweeps); if MLflow
+        cannot make one, the saved directory is kept as plain artifacts and a warning says
+        why."""
+        from runner.track.model_log import log_model, register
+
+        try:
+            model_id = log_model(self.client, self.uri, self.run_id, model_dir,
+                                 self.cfg.head.task, self.description)
+        except Exception as err:  # noqa: BLE001
+            log.warning("the model could not be logged as an MLflow model (%s: %s); its "
+                        "files are kept as the run's artifacts under model/",
+                        type(err).__name__, err)
             self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
+            return
+        name = self.cfg.logger.get("register_as")
+        if name and not self.in_sweep:
+            try:
+                register(self.uri, name, model_id)
+            except Exception as err:  # noqa: BLE001
+                log.warning("the model was not registered as %s: %s: %s", name,
+                            type(err).__name__, err)
 
     def _log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
@@ -167,10 +218,10 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
         names.OBJECTIVE_MODE: objective[1],
         names.OUTPUT_DIR: str(where.output_dir),
         names.NUM_PROCESSES: str(PartialState().num_processes),
+        **source_tags(),
     }
-    commit = git_commit()
-    if commit:
-        tags[names.GIT_COMMIT] = commit
+    if names.SOURCE_GIT_COMMIT in tags:  # runner's own name for it, read by runner.compare
+        tags[names.GIT_COMMIT] = tags[names.SOURCE_GIT_COMMIT]
     return tags
 
 
@@ -223,14 +274,16 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
     run_id = _start_or_reattach(client, cfg, where, output_dir, resumed,
                                 _tags(cfg, where, objective(cfg)))
     write_run_file(output_dir, mlflow_run_id=run_id, tracking_uri=uri)
-    tracker = MlflowTracker(client, run_id)
+    in_sweep = names.PARENT_RUN_ID in client.get_run(run_id).data.tags
+    tracker = MlflowTracker(client, run_id, uri, cfg, in_sweep)
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         tracker.log_config(cfg)
         if not resumed:
             overrides = "\n".join(where.overrides) + ("\n" if where.overrides else "")
             tracker._log_text(overrides, "config/overrides.txt")
-        yield tracker
+        with system_metrics(run_id, uri, resumed):
+            yield tracker
     except BaseException as err:
         killed = isinstance(err, (KeyboardInterrupt, Interrupted))
         _record_failure(client, run_id, err, killed)
