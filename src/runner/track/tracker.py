@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import Interrupted, Preempted
+from runner.errors import Interrupted, Preempted, Pruned
 from runner.track import tags as names
 from runner.track.origin import command_line, git_commit, process_tags
 from runner.track.store import (
@@ -34,6 +34,7 @@ from runner.track.store import (
     tracking_uri,
 )
 from runner.track.sweep import sweep_tags
+from runner.train import trial
 from runner.train.run_file import read_run_file, write_run_file
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
     commit = git_commit()
     if commit:
         tags[names.GIT_COMMIT] = commit
+    if trial.trial_number() is not None:  # a trial of runner's Optuna sweep
+        tags[names.TRIAL] = str(trial.trial_number())
+        tags[names.STUDY] = trial.study_name()
     return tags
 
 
@@ -230,6 +234,9 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
             tracker._log_text(overrides, "config/overrides.txt")
         yield tracker
     except BaseException as err:
+        if isinstance(err, Pruned):
+            _record_pruned(client, run_id, err)
+            raise
         killed = isinstance(err, (KeyboardInterrupt, Interrupted))
         _record_failure(client, run_id, err, killed)
         raise
@@ -237,6 +244,16 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
         signal.signal(signal.SIGTERM, previous_handler)
     client.set_terminated(run_id, status="FINISHED")
     log.info("MLflow run %s FINISHED (%s)", run_id, uri)
+
+
+def _record_pruned(client, run_id: str, err: Pruned) -> None:
+    """Pruning is the sweep's decision, not a failure: KILLED, tagged with the step."""
+    try:
+        client.set_tag(run_id, names.PRUNED, "true")
+        client.set_tag(run_id, names.PRUNED_STEP, str(err.step))
+    finally:
+        client.set_terminated(run_id, status="KILLED")
+    log.info("MLflow run %s KILLED: %s", run_id, err)
 
 
 def _record_failure(client, run_id: str, err: BaseException, killed: bool) -> None:
