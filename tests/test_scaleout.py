@@ -21,14 +21,18 @@ def job_records(work) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((sweep / "jobs").glob("*.json"))]
 
 
-def test_joblib_workers_each_get_their_own_cores(tmp_path_factory):
+def test_joblib_workers_each_get_their_own_cores_and_gpu(tmp_path_factory):
     work = workdir(tmp_path_factory, "joblib2")
+    # Two devices to share out (on a machine without GPUs they exist in name only, and
+    # each job trains on the CPU): each parallel job gets one as CUDA_VISIBLE_DEVICES.
     ok(work.run("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                "head.num_labels=2,3", *FAST, "logger=none"))
+                "head.num_labels=2,3", *FAST, "logger=none",
+                env=work.env(CUDA_VISIBLE_DEVICES="3,5")))
     records = job_records(work)
     assert [r["status"] for r in records] == ["FINISHED", "FINISHED"]
     cores = [set(r["cores"]) for r in records]
     assert all(cores) and not cores[0] & cores[1], cores
+    assert sorted(r["gpu"] for r in records) == ["3", "5"]
 
 
 @pytest.mark.slow

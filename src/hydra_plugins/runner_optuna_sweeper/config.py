@@ -25,9 +25,9 @@ class RunnerOptunaSweeperConf:
     max_failure_rate: float = 0.0
     sampler: str = "tpe"  # tpe | random | grid | cmaes | nsgaii
     seed: Optional[int] = None
-    sampler_options: dict[str, Any] = field(default_factory=dict)
+    sampler_options: Any = None  # keyword arguments of the sampler
     pruner: str = "none"  # median | hyperband | none
-    pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruner_options: Any = None  # ... of the pruner
     enqueue: list[Any] = field(default_factory=list)  # parameter sets to try first
     params: Optional[dict[str, str]] = None  # the search space, in Hydra's override grammar
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -36,6 +37,7 @@ class RunnerOptunaSweeper(Sweeper):
 
     def _sweep(self, arguments: list[str]) -> dict[str, Any]:
         from runner.track import study as studies
+        from runner.track.sweep import read_sweep_file
 
         config = self.config
         conf = config.hydra.sweeper
@@ -62,8 +64,8 @@ class RunnerOptunaSweeper(Sweeper):
                           len(states), conf.max_failure_rate)
                 break
         summary = studies.write_results(study, config.hydra.sweep.dir, storage)
-        if len(study.directions) > 1:
-            log.info("Pareto front: %d trials", studies.mark_pareto(study, config))
+        parent = read_sweep_file(Path(config.hydra.sweep.dir)).get("parent_run_id")
+        studies.record_in_mlflow(study, config, storage, parent)
         log.info("study %r: %d trials, %d complete, %d pruned, %d failed", study.study_name,
                  summary["trials"], summary["complete"], summary["pruned"], summary["fail"])
         return summary

@@ -97,8 +97,23 @@ def heading(selection: Selection, objective: Objective, uri: str) -> str:
     return f"{what} in {selection.experiment} at {uri}\nobjective: {goal}"
 
 
+def on_front(row: Row) -> bool | None:
+    """Whether the run is on its multi-objective study's Pareto front (None: no such study)."""
+    mark = row.tags.get(tags.PARETO)
+    return None if mark is None else mark == "true"
+
+
+def pareto_line(rows: list[Row]) -> str | None:
+    front = [f"#{rank} {shorten(row.short_name or row.name, 40)}"
+             for rank, row in enumerate(rows, 1) if on_front(row)]
+    return f"Pareto front ({len(front)} runs): {'; '.join(front)}" if front else None
+
+
 def table_report(rows: list[Row], selection: Selection, objective: Objective, uri: str) -> str:
     parts = [heading(selection, objective, uri), "", table_text(rows, selection, objective)]
+    front = pareto_line(rows)
+    if front:
+        parts.append(front)
     if selection.more_varied:
         parts.append(f"(also differing: {', '.join(selection.more_varied)})")
     return "\n".join(parts) + "\n"
@@ -123,6 +138,7 @@ def row_record(row: Row) -> dict[str, Any]:
         "eval": {k: finite(v) for k, v in sorted(row.metrics.items())
                  if k.startswith(tags.EVAL_PREFIX)},
         "start_time": iso(row.start_ms), "duration_s": row.duration_s,
+        "pareto": on_front(row),
     }
 
 

@@ -166,15 +166,16 @@ def _direction_problems(conf: DictConfig) -> list[Problem]:
 
 
 def _url_problem(url: str) -> list[Problem]:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
-        make_url(url)
-    except ArgumentError as err:
-        return [Problem(f"{KEY}.storage", f"{url!r} is no database URL ({err})",
-                        "use sqlite:///optuna.db, postgresql://user@host/db, ... or a "
-                        "journal file: journal:///path/optuna.log")]
+        create_engine(url).dispose()  # finds the dialect and driver; connects to nothing
+    except (ArgumentError, NoSuchModuleError, ImportError) as err:
+        return [Problem(f"{KEY}.storage", f"{url!r} is no database URL runner can open "
+                        f"({err})", "use sqlite:///optuna.db, postgresql://user@host/db "
+                        "(with its driver installed), ... or a journal file: "
+                        "journal:///path/optuna.log")]
     return []
 
 
@@ -203,13 +204,7 @@ def _sampler(conf: DictConfig, space: dict[str, Any], seed: int | None):
 
 
 def _pruner(conf: DictConfig):
-    import optuna.pruners as pruners
-
-    options = _options(conf.pruner_options)
-    if conf.pruner == "none":
-        return pruners.NopPruner()
-    kind = {"median": pruners.MedianPruner, "hyperband": pruners.HyperbandPruner}[conf.pruner]
-    return kind(**options)
+    return job_trial.make_pruner(conf.pruner, _options(conf.pruner_options))
 
 
 def open_study(conf: DictConfig, storage: str, space: dict[str, Any]):
@@ -271,7 +266,8 @@ def trial_overrides(trial, space: dict[str, Any], fixed: list[str], conf: DictCo
     variables, not config) where it reports to."""
     values = suggest(trial, space)
     env = job_trial.env_for_trial(storage, trial.study.study_name, trial.number,
-                                  list(conf.objectives or []), conf.pruner != "none")
+                                  list(conf.objectives or []), conf.pruner,
+                                  _options(conf.pruner_options))
     return [*fixed, *(f"{k}={v}" for k, v in values.items()),
             *(f"++hydra.job.env_set.{k}={_quoted(v)}" for k, v in env.items())]
 
@@ -332,16 +328,22 @@ def write_results(study, sweep_dir: str, storage: str) -> dict[str, Any]:
     return summary
 
 
-def mark_pareto(study, config: DictConfig) -> int:
-    """Tag every trial's MLflow run runner.pareto=true|false (the study's whole front, over
-    all its launches); returns the front's size."""
+def record_in_mlflow(study, config: DictConfig, storage: str, parent: str | None) -> None:
+    """The sweep's parent names its study; in a study over several objectives, every
+    trial's run is tagged runner.pareto=true|false (the front over all its launches)."""
     from runner.track import tags as names
     from runner.track.store import client_for, tracking_uri
 
-    front = {t.number for t in study.best_trials}
     if config.logger.name != "mlflow":
-        return len(front)
+        return
     client = client_for(tracking_uri(config))
+    if parent:
+        client.set_tag(parent, names.STUDY, study.study_name)
+        client.set_tag(parent, names.STUDY_STORAGE, storage)
+    if len(study.directions) < 2:
+        return
+    front = {t.number for t in study.best_trials}
+    log.info("Pareto front: trials %s", sorted(front))
     for t in study.get_trials(deepcopy=False):
         run_id = t.user_attrs.get(RUN_ID_ATTR)
         if run_id:
@@ -349,4 +351,3 @@ def mark_pareto(study, config: DictConfig) -> int:
                 client.set_tag(run_id, names.PARETO, str(t.number in front).lower())
             except Exception as err:  # noqa: BLE001  (a run in another store)
                 log.warning("cannot mark trial %d's run %s: %s", t.number, run_id, err)
-    return len(front)

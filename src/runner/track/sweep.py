@@ -181,16 +181,30 @@ def own_gpu(hc) -> Iterator[str | None]:
         yield _process_gpu
 
 
+def join_job_tasks() -> None:
+    """A submitit (SLURM) job of several tasks (hydra.launcher.tasks_per_node > 1): its
+    tasks become the processes of one accelerate run, from the allocation's own rank
+    numbers. Each task sees every GPU of its node and takes the one of its local rank."""
+    if not os.environ.get("SUBMITIT_EXECUTOR") or "WORLD_SIZE" in os.environ:
+        return
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if JobEnvironment().num_tasks > 1:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> float:
     """Run one job of a sweep; a failure is recorded, not raised, so the others go on."""
     from hydra.core.hydra_config import HydraConfig
 
+    join_job_tasks()
     hc = HydraConfig.get()
     record = {"num": hc.job.num, "overrides": list(hc.overrides.task),
               "output_dir": hc.runtime.output_dir}
     try:
         with own_gpu(hc) as gpu, share_of_cores(hc) as cores:
-            record["cores"], record["gpu"] = cores, gpu
+            record.update(cores=cores, gpu=gpu, started=time.time())
             value = task(cfg)
     except Pruned as err:  # the study's pruner stopped it: not a failure
         _write_job(hc.sweep.dir, {**record, "status": "PRUNED", "step": err.step,
@@ -221,6 +235,9 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
 
 
 def _write_job(sweep_dir: str, record: dict[str, Any]) -> None:
+    if os.environ.get("RANK", "0") != "0":
+        return  # one record per job, by its first process
+    record = {**record, "ended": time.time()}
     jobs = Path(sweep_dir) / JOBS_DIR
     jobs.mkdir(parents=True, exist_ok=True)
     write_json(jobs / f"{record['num']}.json", record)  # the callback reads it at the end

@@ -9,6 +9,7 @@ so; the job's return value tells the sweeper whether it finished or was pruned.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ STORAGE_ENV = "RUNNER_TRIAL_STORAGE"
 STUDY_ENV = "RUNNER_TRIAL_STUDY"
 NUMBER_ENV = "RUNNER_TRIAL_NUMBER"
 OBJECTIVES_ENV = "RUNNER_TRIAL_OBJECTIVES"  # comma-separated; set for multi-objective studies
-PRUNE_ENV = "RUNNER_TRIAL_PRUNE"  # "1" when the study has a pruner
+PRUNER_ENV = "RUNNER_TRIAL_PRUNER"  # JSON: the pruner's name and options (not in storage)
 PRUNED_KEY = "runner.pruned_at_step"  # the job's return value when pruned
 JOURNAL_PREFIX = "journal://"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
@@ -90,10 +91,20 @@ def open_storage(url: str):
 # --------------------------------------------------------------------- the job's side
 
 
+def make_pruner(name: str, options: dict[str, Any]):
+    """median | hyperband | none, with the pruner's keyword arguments."""
+    import optuna.pruners as pruners
+
+    if name == "none":
+        return pruners.NopPruner()
+    kind = {"median": pruners.MedianPruner, "hyperband": pruners.HyperbandPruner}[name]
+    return kind(**options)
+
+
 def env_for_trial(storage: str, study: str, number: int, objectives: list[str] | None,
-                  prune: bool) -> dict[str, str]:
+                  pruner: str, pruner_options: dict[str, Any]) -> dict[str, str]:
     env = {STORAGE_ENV: storage, STUDY_ENV: study, NUMBER_ENV: str(number),
-           PRUNE_ENV: "1" if prune else "0"}
+           PRUNER_ENV: json.dumps({"name": pruner, "options": pruner_options})}
     if objectives:
         env[OBJECTIVES_ENV] = ",".join(objectives)
     return env
@@ -116,9 +127,8 @@ def objectives() -> list[str] | None:
 class Reporter:
     """Reports one metric of each evaluation to the job's trial; says when to prune."""
 
-    def __init__(self, trial, metric: str, prune: bool, accelerator):
-        self.trial, self.metric, self.prune = trial, metric, prune
-        self.accelerator = accelerator
+    def __init__(self, trial, metric: str, accelerator):
+        self.trial, self.metric, self.accelerator = trial, metric, accelerator
 
     def check(self, metrics: dict[str, float], step: int) -> None:
         """Report, and raise Pruned when the pruner stops the trial (every rank agrees)."""
@@ -126,7 +136,7 @@ class Reporter:
         stop = False
         if self.accelerator.is_main_process and value is not None:
             self.trial.report(float(value), step)
-            stop = self.prune and self.trial.should_prune()
+            stop = self.trial.should_prune()
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
@@ -147,13 +157,15 @@ def reporter(objective_name: str, accelerator) -> Reporter | None:
     if accelerator.is_main_process:
         import optuna
 
+        pruner = json.loads(os.environ.get(PRUNER_ENV) or '{"name": "none", "options": {}}')
         study = optuna.load_study(study_name=os.environ[STUDY_ENV],
-                                  storage=open_storage(os.environ[STORAGE_ENV]))
+                                  storage=open_storage(os.environ[STORAGE_ENV]),
+                                  pruner=make_pruner(pruner["name"], pruner["options"]))
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(
             study._study_id, number)
         trial = optuna.trial.Trial(study, trial_id)
     metric = wanted[0] if wanted else objective_name
-    return Reporter(trial, metric, os.environ.get(PRUNE_ENV) == "1", accelerator)
+    return Reporter(trial, metric, accelerator)
 
 
 def result(value: float | None, metrics: dict[str, float]) -> Any:
