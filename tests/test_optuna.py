@@ -38,27 +38,42 @@ def parents_and_children(db):
     return client, parents, children
 
 
+@pytest.mark.slow
 def test_running_the_same_command_again_resumes_the_study(tmp_path_factory):
     work = workdir(tmp_path_factory, "resume")
-    args = ["-m", *SEARCH, "freeze=top_n", "freeze.n=range(0,2)", "hydra.sweeper.n_trials=3",
+    # the preset (TPE, median pruner); three blocks, so every freeze.n in its space fits
+    args = ["-m", "experiment=optuna_search", "hydra.sweeper.n_trials=3",
             "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=s",
-            "hydra.sweeper.sampler=random", "hydra.sweeper.seed=7"]
-    ok(work.run(*args))
+            *override(STEPS, "+model.config_overrides.num_hidden_layers=3")]
+    first = ok(work.run(*args))
+    assert "best" in first.stdout
     ok(work.run(*args))  # the same command: the study goes on
     trials = study(f"sqlite:///{work.path / 'optuna.db'}", "s").trials
     assert [t.number for t in trials] == list(range(6))
-    assert all(t.state.name == "COMPLETE" for t in trials)
-    assert all(sorted(t.intermediate_values) == [2, 4] for t in trials)
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    assert all(list(t.intermediate_values)[:1] == [2] for t in trials)
+    assert all(sorted(t.intermediate_values) == [2, 4] for t in trials
+               if t.state.name == "COMPLETE")
     # the second launch did not start the sampler over (the same seed would repeat trials)
-    first, second = ({t.params["trainer.lr"] for t in trials[i:i + 3]} for i in (0, 3))
-    assert not first & second
+    first_lrs, second_lrs = ({t.params["trainer.lr"] for t in trials[i:i + 3]} for i in (0, 3))
+    assert not first_lrs & second_lrs
     client, parents, children = parents_and_children(work.db)
     assert len(parents) == 2 and all(len(c) == 3 for c in children.values())
     numbers = sorted(int(r.data.tags["runner.trial"]) for c in children.values() for r in c)
     assert numbers == list(range(6))
     assert {p.data.tags["runner.study"] for p in parents} == {"s"}
+    assert all({"runner.swept.trainer.lr", "runner.swept.freeze.n"} <= r.data.tags.keys()
+               for c in children.values() for r in c)
+    (older,) = [p for p in parents if int(children[p.info.run_id][0].data.tags["runner.trial"]) < 3]
+    objectives = [r.data.metrics["objective"] for r in children[older.info.run_id]]
+    assert older.data.metrics["sweep/jobs"] == 3
+    assert older.data.metrics["best/objective"] == max(objectives)
+    best = client.get_run(older.data.tags["runner.best_child_run_id"])
+    assert best.data.metrics["objective"] == max(objectives)
+    assert len(list((work.path / "outputs" / "sweeps").glob("*/optimization_results.yaml"))) == 2
 
 
+@pytest.mark.slow
 def test_two_launches_on_one_journal_file_share_the_study_budget(tmp_path_factory):
     work = workdir(tmp_path_factory, "journal")
     journal = work.path / "shared" / "study.log"
@@ -76,11 +91,11 @@ def test_two_launches_on_one_journal_file_share_the_study_budget(tmp_path_factor
     assert [t.number for t in trials] == [0, 1, 2, 3]  # the budget, no trial twice
     assert all(t.state.name == "COMPLETE" for t in trials)
     jobs = [json.loads(p.read_text()) for p in work.path.glob("sweeps/*/jobs/*.json")]
-    ran = sorted(int(o.split("'")[1]) for j in jobs for o in j["overrides"]
-                 if "RUNNER_TRIAL_NUMBER" in o)
-    assert ran == [0, 1, 2, 3] and all(j["status"] == "FINISHED" for j in jobs)
+    assert sorted(j["trial"] for j in jobs) == [0, 1, 2, 3]  # each trial ran once
+    assert all(j["status"] == "FINISHED" for j in jobs)
 
 
+@pytest.mark.slow
 def test_a_trial_with_an_absurd_learning_rate_is_pruned_at_its_first_evaluation(
         tmp_path_factory):
     work = workdir(tmp_path_factory, "prune")
@@ -107,6 +122,7 @@ def test_a_trial_with_an_absurd_learning_rate_is_pruned_at_its_first_evaluation(
     assert [p.name for p in (work.path / output / "checkpoints").iterdir()] == ["step-00000002"]
 
 
+@pytest.mark.slow
 def test_a_study_over_two_objectives_shows_its_pareto_front_in_compare(tmp_path_factory):
     work = workdir(tmp_path_factory, "pareto")
     ok(work.run("-m", *override(SEARCH, "freeze=top_n", "freeze.n=choice(0,1,2)",
@@ -119,10 +135,13 @@ def test_a_study_over_two_objectives_shows_its_pareto_front_in_compare(tmp_path_
     marks = {r.info.run_id: r.data.tags.get("runner.pareto") for r in runs}
     assert len(marks) == 3 and set(marks.values()) <= {"true", "false"}
     assert "true" in marks.values()
-    shown = ok(work.run("--format", "json", module="runner.compare"))
-    front = {r["run_id"] for r in json.loads(shown.stdout)["runs"] if r["pareto"]}
+    from runner.track.compare import compare, parser
+
+    where = ["--tracking-uri", f"sqlite:///{work.db}", "--output", str(work.path / "c.png")]
+    shown, _ = compare(parser().parse_args([*where, "--format", "json"]))
+    front = {r["run_id"] for r in json.loads(shown)["runs"] if r["pareto"]}
     assert front == {k for k, v in marks.items() if v == "true"}
-    table = ok(work.run(module="runner.compare")).stdout
+    table, _ = compare(parser().parse_args(where))
     assert f"Pareto front ({len(front)} runs)" in table
 
 

@@ -201,7 +201,7 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
     join_job_tasks()
     hc = HydraConfig.get()
     record = {"num": hc.job.num, "overrides": list(hc.overrides.task),
-              "output_dir": hc.runtime.output_dir}
+              "output_dir": hc.runtime.output_dir, "trial": trial.trial_number()}
     try:
         with own_gpu(hc) as gpu, share_of_cores(hc) as cores:
             record.update(cores=cores, gpu=gpu, started=time.time())
