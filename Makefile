@@ -19,5 +19,6 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip uninstall -y -q hydra-optuna-sweeper 2>/dev/null || true  # replaced by runner's own
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,sweeps]"
 	touch $@

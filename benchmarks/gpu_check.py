@@ -252,13 +252,43 @@ def throughput(name):
            f"{walls['trainer']:.1f} s; {ratio_line.removeprefix('full: ')}")
 
 
+@check("gpu_slots")
+def gpu_slots(name):
+    """Two parallel joblib jobs: each on a GPU of its own, or (one GPU) one after the other.
+    Smoke mode hands out two named devices that do not exist, so the jobs train on the CPU."""
+    tiny = ["model=bert", "model.init=scratch", *(f"+model.config_overrides.{k}" for k in (
+        "hidden_size=32", "num_hidden_layers=2", "num_attention_heads=2",
+        "intermediate_size=37", "vocab_size=99")), "tokenizer.vocab_size=300",
+        "tokenizer.min_frequency=1", "data.max_length=64", "data.max_train_samples=64",
+        "data.max_eval_samples=32", "trainer.max_epochs=1"]
+    env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": "0,1"} if CPU else {})}
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", "-m", "hydra/launcher=joblib",
+             "hydra.launcher.n_jobs=2", "head.num_labels=2,3", "logger=none",
+             f"hydra.sweep.dir={out}", *tiny], capture_output=True, text=True, timeout=300,
+            env=env, cwd=out)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-300:])
+        jobs = [json.loads(p.read_text()) for p in sorted(Path(out, "jobs").glob("*.json"))]
+        on_gpu = [bool(json.loads(Path(j["output_dir"], "run.json").read_text())["metrics"]
+                       .get("system/peak_gpu_mb")) for j in jobs]
+    gpus = [j["gpu"] for j in jobs]
+    first, second = sorted(jobs, key=lambda j: j["started"])
+    apart = len(set(gpus)) == 2 or first["ended"] <= second["started"]
+    ok = None not in gpus and apart and (CPU or all(on_gpu))
+    report("PASS" if ok else "FAIL", name, f"jobs on GPUs {gpus}, "
+           f"{'side by side' if len(set(gpus)) == 2 else 'one after the other'}, "
+           f"trained on CUDA: {on_gpu}")
+
+
 def main() -> None:
     if not CPU and not torch.cuda.is_available():
         sys.exit("no CUDA device: run on a GPU machine, or GPU_CHECK_DEVICE=cpu for the smoke mode")
     print(f"device: {'cpu (smoke mode)' if CPU else torch.cuda.get_device_name(0)}, "
           f"torch {torch.__version__}", flush=True)
     for go in (bf16, fp16, body_cache, prefix_cache, gradient_checkpointing, auto_batch_size,
-               no_host_syncs, throughput):
+               no_host_syncs, gpu_slots, throughput):
         go()
     failed = RESULTS.count("FAIL")
     print(f"{len(RESULTS) - failed - RESULTS.count('SKIP')} passed, {failed} failed, "

@@ -2,7 +2,8 @@
 # The CUDA paths a CPU machine cannot run, in under 8 minutes on one GPU: bf16 and fp16
 # training, the feature caches on the GPU, gradient checkpointing and its memory saving,
 # trainer.auto_batch_size against a real CUDA out-of-memory, no host syncs in the hot loop,
-# and runner vs the HF Trainer throughput. One line per check: PASS|FAIL|SKIP name: numbers.
+# one GPU per parallel sweep job, and runner vs the HF Trainer throughput. One line per
+# check: PASS|FAIL|SKIP name: numbers.
 # Exit code 1 if a check failed (124 if it ran past 8 minutes).
 #
 #   make .venv/.installed TORCH="torch --index-url https://download.pytorch.org/whl/cu128"

@@ -38,3 +38,12 @@ def test_wheel_install_runs_inspect_from_another_directory(tmp_path):
                             cwd=elsewhere, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "family: t5" in result.stdout
+    # runner's Optuna sweeper ships in Hydra's hydra_plugins namespace (no __init__ there)
+    plugin = target / "hydra_plugins" / "runner_optuna_sweeper"
+    assert (plugin / "sweeper.py").is_file()
+    assert not (target / "hydra_plugins" / "__init__.py").exists()
+    result = subprocess.run([sys.executable, "-m", "runner", "--cfg", "hydra",
+                             "experiment=optuna_search"], cwd=elsewhere, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "hydra_plugins.runner_optuna_sweeper.sweeper.RunnerOptunaSweeper" in result.stdout

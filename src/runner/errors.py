@@ -73,3 +73,12 @@ class Preempted(Interrupted):
                 return
         print(f"error: {self}", file=sys.stderr)
         sys.exit(self.exit_code)
+
+
+class Pruned(RunnerError):
+    """The Optuna pruner stopped this trial at an evaluation (a checkpoint was saved): the
+    run ends KILLED, tagged runner.pruned, and the sweep goes on."""
+
+    def __init__(self, step: int, metric: str, value: float):
+        super().__init__(f"pruned by the sweep's pruner at step {step} ({metric}={value:.4g})")
+        self.step = step

@@ -38,6 +38,7 @@ def run(cfg: DictConfig) -> float | None:
     from runner.train.resume import resolve_resume
     from runner.train.run_file import recorded_status, write_run_config, write_run_file
     from runner.train.setup import build_training
+    from runner.train.trial import result as trial_result
 
     # The checkpoint is vetted once (readable, right family, no custom code, reachable)
     # before anything is recorded or read; the model is built from this result.
@@ -100,7 +101,10 @@ def run(cfg: DictConfig) -> float | None:
             write_run_file(output_dir, metrics={**result.metrics, **test},
                            objective={name: value}, **best)
     print_summary({**result.metrics, **test}, name, model_dir)
-    return value
+    # an Optuna study over several objectives gets each (eval metrics or parameter counts)
+    counts = {"params/trainable": plan.trainable, "params/total": plan.total,
+              "params/trainable_fraction": plan.trainable_fraction}
+    return trial_result(value, {**result.metrics, **test, **counts})
 
 
 def print_summary(metrics: dict[str, float], objective_name: str, model_dir: Path | None

@@ -108,6 +108,18 @@ def heading(selection: Selection, uri: str, grouped_by: str | None = None) -> st
     return line
 
 
+def on_front(row: Row) -> bool | None:
+    """Whether the run is on its multi-objective study's Pareto front (None: no such study)."""
+    mark = row.tags.get(tags.PARETO)
+    return None if mark is None else mark == "true"
+
+
+def pareto_line(rows: list[Row]) -> str | None:
+    front = [f"#{rank} {shorten(row.short_name or row.name, 40)}"
+             for rank, row in enumerate(rows, 1) if on_front(row)]
+    return f"Pareto front ({len(front)} runs): {'; '.join(front)}" if front else None
+
+
 def goal(group: Group) -> str:
     return f"objective: {group.title}, best first" if group.objective.name else (
         "objective: none recorded")
@@ -120,6 +132,9 @@ def table_report(groups: list[Group], selection: Selection, uri: str,
     for group in groups:
         parts += ["", goal(group),
                   table_text(group.rows, selection, group.objective, grouped_by is not None)]
+        front = pareto_line(group.rows)
+        if front:
+            parts.append(front)
     if selection.more_varied:
         parts.append(f"(also differing: {', '.join(selection.more_varied)})")
     return "\n".join(parts) + "\n"
@@ -149,6 +164,7 @@ def row_record(row: Row, objective: Objective) -> dict[str, Any]:
                  if k.startswith(tags.EVAL_PREFIX)},
         "start_time": iso(row.start_ms), "duration_s": row.duration_s,
         **grouped,
+        "pareto": on_front(row),
     }
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -28,13 +29,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from runner.config.defaults import objective
-from runner.errors import Interrupted, Preempted
+from runner.errors import Interrupted, Preempted, Pruned
 from runner.files import write_json
 from runner.track import tags as names
 from runner.track.describe import source_tags
 from runner.track.model_log import register_champion
 from runner.track.origin import command_line, process_tags
 from runner.track.store import client_for, experiment_id, tracking_uri
+from runner.train import trial
 from runner.train.run_file import read_run_file
 
 log = logging.getLogger(__name__)
@@ -92,14 +94,16 @@ def parallel_jobs(hc) -> int:
 
 
 @contextmanager
-def _claimed_slot(sweep_dir: Path, slots: int) -> Iterator[int]:
-    """A slot number no other running job of the sweep holds (a lock file per slot)."""
+def _claimed_slot(sweep_dir: Path, slots: int, kind: str = "core",
+                  only: int | None = None) -> Iterator[int]:
+    """A slot number no other running job of the sweep holds (a lock file per slot);
+    `only`: wait for that one slot."""
     from filelock import FileLock, Timeout
 
-    folder = Path(sweep_dir) / ".core-slots"
+    folder = Path(sweep_dir) / f".{kind}-slots"
     folder.mkdir(parents=True, exist_ok=True)
     while True:
-        for slot in range(slots):
+        for slot in range(slots) if only is None else [only]:
             lock = FileLock(folder / f"{slot}.lock")
             try:
                 lock.acquire(timeout=0)  # held by a running job: try the next slot
@@ -138,17 +142,78 @@ def share_of_cores(hc) -> Iterator[list[int] | None]:
             torch.set_num_threads(threads)
 
 
+GPU_ENV = "CUDA_VISIBLE_DEVICES"
+_sweep_gpus: list[str] | None = None  # the GPUs the sweep hands out, as this worker saw them
+_process_gpu: str | None = None  # the one this worker process took (CUDA keeps it for life)
+
+
+def sweep_gpus() -> list[str]:
+    """The GPUs parallel jobs share out: CUDA_VISIBLE_DEVICES as the sweep was started with
+    it, else every GPU nvidia-smi lists (none without a driver)."""
+    global _sweep_gpus
+    if _sweep_gpus is None:
+        visible = os.environ.get(GPU_ENV)
+        if visible is not None:
+            _sweep_gpus = [d.strip() for d in visible.split(",") if d.strip()]
+        else:
+            try:
+                listed = subprocess.run(["nvidia-smi", "--query-gpu=index",
+                                         "--format=csv,noheader"], capture_output=True,
+                                        text=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                listed = ""
+            _sweep_gpus = [line.strip() for line in listed.splitlines() if line.strip()]
+    return _sweep_gpus
+
+
+@contextmanager
+def own_gpu(hc) -> Iterator[str | None]:
+    """Give a parallel job a GPU of its own (CUDA_VISIBLE_DEVICES, set before torch touches
+    CUDA); with more jobs than GPUs the rest wait for one to free up. A worker process keeps
+    the GPU it first took: CUDA cannot switch devices once started in a process."""
+    global _process_gpu
+    gpus = sweep_gpus() if parallel_jobs(hc) > 1 else []
+    if not gpus:
+        yield None
+        return
+    only = gpus.index(_process_gpu) if _process_gpu in gpus else None
+    with _claimed_slot(Path(hc.sweep.dir), len(gpus), kind="gpu", only=only) as slot:
+        _process_gpu = gpus[slot]
+        os.environ[GPU_ENV] = _process_gpu
+        log.info("job %d runs on GPU %s (%d GPUs, %d parallel jobs)", hc.job.num,
+                 _process_gpu, len(gpus), parallel_jobs(hc))
+        yield _process_gpu
+
+
+def join_job_tasks() -> None:
+    """A submitit (SLURM) job of several tasks (hydra.launcher.tasks_per_node > 1): its
+    tasks become the processes of one accelerate run, from the allocation's own rank
+    numbers. Each task sees every GPU of its node and takes the one of its local rank."""
+    if not os.environ.get("SUBMITIT_EXECUTOR") or "WORLD_SIZE" in os.environ:
+        return
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if JobEnvironment().num_tasks > 1:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> float:
     """Run one job of a sweep; a failure is recorded, not raised, so the others go on."""
     from hydra.core.hydra_config import HydraConfig
 
+    join_job_tasks()
     hc = HydraConfig.get()
     record = {"num": hc.job.num, "overrides": list(hc.overrides.task),
-              "output_dir": hc.runtime.output_dir}
+              "output_dir": hc.runtime.output_dir, "trial": trial.trial_number()}
     try:
-        with share_of_cores(hc) as cores:
-            record["cores"] = cores
+        with own_gpu(hc) as gpu, share_of_cores(hc) as cores:
+            record.update(cores=cores, gpu=gpu, started=time.time())
             value = task(cfg)
+    except Pruned as err:  # the study's pruner stopped it: not a failure
+        _write_job(hc.sweep.dir, {**record, "status": "PRUNED", "step": err.step,
+                                  "error": str(err)})
+        return trial.pruned_result(err.step)
     except Preempted as err:  # the scheduler's warning: requeue this job, the sweep goes on
         _write_job(hc.sweep.dir, {**record, "status": "PREEMPTED", "error": str(err)})
         err.forward()  # submitit's handler requeues and exits
@@ -177,6 +242,9 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
 
 
 def _write_job(sweep_dir: str, record: dict[str, Any]) -> None:
+    if os.environ.get("RANK", "0") != "0":
+        return  # one record per job, by its first process
+    record = {**record, "ended": time.time()}
     jobs = Path(sweep_dir) / JOBS_DIR
     jobs.mkdir(parents=True, exist_ok=True)
     write_json(jobs / f"{record['num']}.json", record)  # the callback reads it at the end
@@ -195,6 +263,7 @@ class SweepCallback(Callback):
     """Registered in conf/config.yaml (hydra.callbacks.sweep)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_study(config)  # before the parent run opens: bad settings leave no trace
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         info: dict[str, Any] = {"swept": swept_keys(config),
@@ -208,17 +277,31 @@ class SweepCallback(Callback):
             sys.exit(1)
 
 
+def _check_study(config: DictConfig) -> None:
+    from runner.errors import ConfigError
+    from runner.track import study
+
+    if not study.is_runner_study(config):
+        return
+    try:
+        study.check(config, list(config.hydra.overrides.task))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
 def end_sweep(sweep_dir: Path, config: DictConfig, killed: bool = False) -> list[dict]:
     """Close the parent run (KILLED when the sweep was interrupted) and print the summary;
     returns the failed jobs."""
     info = read_sweep_file(sweep_dir)
     jobs = read_jobs(sweep_dir)
-    failed = [j for j in jobs if j["status"] != "FINISHED"]
+    failed = [j for j in jobs if j["status"] not in ("FINISHED", "PRUNED")]
+    pruned = [j for j in jobs if j["status"] == "PRUNED"]
     best = best_per_objective(config, jobs)
     if info.get("parent_run_id"):
         status = "KILLED" if killed else "FAILED" if failed else "FINISHED"
-        _close_parent(info, jobs, failed, best, status)
-    _print_summary(jobs, failed, best, info)
+        _close_parent(info, jobs, failed, best, status, len(pruned))
+    _print_summary(jobs, failed, best, info, len(pruned))
     return failed
 
 
@@ -253,7 +336,8 @@ def best_per_objective(config: DictConfig, jobs: list[dict[str, Any]]
     A metric name several heads report is kept apart per head (`<head>/<name>`):
     tokencls's entity F1 and qa's answer F1 are both eval/f1, but not comparable."""
     default = objective(config)
-    scored = [j for j in jobs if j["status"] == "FINISHED" and j.get("objective") is not None
+    scored = [j for j in jobs if j["status"] == "FINISHED"  # one objective each (a study
+              and isinstance(j.get("objective"), (int, float))  # over several has a front)
               and not math.isnan(j["objective"])]
     heads: dict[str, set] = {}
     for job in scored:
@@ -282,11 +366,13 @@ def _registered_name(info: dict[str, Any], best: dict[str, Any], objective_key: 
 
 
 def _close_parent(info: dict[str, Any], jobs: list, failed: list,
-                  best: dict[str, dict[str, Any]], status: str) -> None:
+                  best: dict[str, dict[str, Any]], status: str,
+                  pruned: int) -> None:
     client = client_for(info["tracking_uri"])
     parent = info["parent_run_id"]
     client.log_metric(parent, names.SWEEP_JOBS, len(jobs))
     client.log_metric(parent, names.SWEEP_FAILED, len(failed))
+    client.log_metric(parent, names.SWEEP_PRUNED, pruned)
     if failed:
         client.set_tag(parent, names.FAILED_JOBS,
                        "; ".join(f"#{j['num']} {' '.join(j['overrides'])}" for j in failed)[:5000])
@@ -313,8 +399,9 @@ def _close_parent(info: dict[str, Any], jobs: list, failed: list,
 
 
 def _print_summary(jobs: list, failed: list, best: dict[str, dict[str, Any]],
-                   info: dict[str, Any]) -> None:
-    lines = [f"sweep: {len(jobs)} jobs, {len(failed)} failed"]
+                   info: dict[str, Any], pruned: int) -> None:
+    lines = [f"sweep: {len(jobs)} jobs, {len(failed)} failed"
+             + (f", {pruned} pruned" if pruned else "")]
     swept = tuple(f"{key}=" for key in info.get("swept", []))
     for name, job in best.items():  # one line per objective, each job by its swept values
         values = [o for o in job["overrides"] if o.lstrip("+~").startswith(swept)]

@@ -29,6 +29,8 @@ RESUMED = "runner.resumed"
 ERROR = "runner.error"
 KILLED_REASON = "runner.killed_reason"
 PREEMPTED = "runner.preempted"
+PRUNED = "runner.pruned"  # "true": the Optuna pruner stopped the trial (status KILLED)
+PRUNED_STEP = "runner.pruned_step"
 
 # ---------------------------------------------------------------------------- sweeps
 
@@ -40,6 +42,10 @@ FAILED_JOBS = "runner.failed_jobs"
 BEST_JOB = "runner.best_job"
 BEST_CHILD_RUN_ID = "runner.best_child_run_id"  # only when all jobs share one objective
 BEST_CHILD_PREFIX = "runner.best_child."  # one per objective: runner.best_child.<objective>
+STUDY = "runner.study"  # an Optuna sweep's study name (parent and children)
+STUDY_STORAGE = "runner.study_storage"
+TRIAL = "runner.trial"  # a child's Optuna trial number
+PARETO = "runner.pareto"  # "true" on the children on a multi-objective study's Pareto front
 
 # ----------------------------------------------------------------- MLflow's own tags
 
@@ -68,6 +74,7 @@ FRACTION = "params/trainable_fraction"
 EVAL_PREFIX = "eval/"
 SWEEP_JOBS = "sweep/jobs"
 SWEEP_FAILED = "sweep/failed"
+SWEEP_PRUNED = "sweep/pruned"
 BEST_OBJECTIVE = "best/objective"  # only when all jobs share one objective
 BEST_PREFIX = "best/"  # one per objective: best/<objective>, e.g. best/eval/accuracy
 

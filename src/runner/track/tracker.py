@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import Interrupted, Preempted
+from runner.errors import Interrupted, Preempted, Pruned
 from runner.track import tags as names
 from runner.track.describe import source_tags
 from runner.track.origin import command_line, process_tags
@@ -36,6 +36,7 @@ from runner.track.store import (
 )
 from runner.track.sweep import sweep_tags
 from runner.track.system import system_metrics
+from runner.train import trial
 from runner.train.run_file import read_run_file, write_run_file
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,9 @@ def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
     }
     if names.SOURCE_GIT_COMMIT in tags:  # runner's own name for it, read by runner.compare
         tags[names.GIT_COMMIT] = tags[names.SOURCE_GIT_COMMIT]
+    if trial.trial_number() is not None:  # a trial of runner's Optuna sweep
+        tags[names.TRIAL] = str(trial.trial_number())
+        tags[names.STUDY] = trial.study_name()
     return tags
 
 
@@ -285,6 +289,9 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
         with system_metrics(run_id, uri, resumed):
             yield tracker
     except BaseException as err:
+        if isinstance(err, Pruned):
+            _record_pruned(client, run_id, err)
+            raise
         killed = isinstance(err, (KeyboardInterrupt, Interrupted))
         _record_failure(client, run_id, err, killed)
         raise
@@ -292,6 +299,16 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
         signal.signal(signal.SIGTERM, previous_handler)
     client.set_terminated(run_id, status="FINISHED")
     log.info("MLflow run %s FINISHED (%s)", run_id, uri)
+
+
+def _record_pruned(client, run_id: str, err: Pruned) -> None:
+    """Pruning is the sweep's decision, not a failure: KILLED, tagged with the step."""
+    try:
+        client.set_tag(run_id, names.PRUNED, "true")
+        client.set_tag(run_id, names.PRUNED_STEP, str(err.step))
+    finally:
+        client.set_terminated(run_id, status="KILLED")
+    log.info("MLflow run %s KILLED: %s", run_id, err)
 
 
 def _record_failure(client, run_id: str, err: BaseException, killed: bool) -> None:

@@ -18,9 +18,9 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from runner.errors import RunnerError
+from runner.errors import Pruned, RunnerError
 from runner.tasks.base import INDEX, Features, Task
-from runner.train import body_cache, scoring
+from runner.train import body_cache, scoring, trial
 from runner.train.best import BestWeights
 from runner.train.checkpoints import Checkpointer
 from runner.train.memory import frozen_modules_to_eval
@@ -103,6 +103,7 @@ class Trainer:
         self.stopped_early = False  # early stopping's patience ran out
         self.best = (BestWeights(parts.checkpointer.root.parent, self.accelerator)
                      if t.load_best else None)
+        self.trial = trial.reporter(self.objective_name, self.accelerator)  # in an Optuna sweep
 
     # --- state
     def resume(self, run_dir: Path) -> None:
@@ -181,8 +182,17 @@ class Trainer:
         if self.accelerator.is_main_process:
             log.info("step %d: %s", self.progress.step,
                      "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        if self.trial is not None:
+            self._report_to_trial(metrics)
         patience = self.t.early_stopping_patience
         return patience is not None and self.progress.evals_without_improvement >= patience
+
+    def _report_to_trial(self, metrics: dict[str, float]) -> None:
+        try:
+            self.trial.check(metrics, self.progress.step)
+        except Pruned:
+            self.save()  # a pruned trial keeps its checkpoint, as an interrupted run does
+            raise
 
     # --- training
     def fit(self) -> TrainResult:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Interrupted, Preempted
+from runner.errors import Interrupted, Preempted, Pruned
 from runner.files import atomic_write, write_json
 
 RUN_FILE = "run.json"
@@ -50,7 +50,8 @@ def recorded_status(run_dir: Path, is_main_process: bool, **fields: Any) -> Iter
         yield
     except BaseException as err:
         status = ("PREEMPTED" if isinstance(err, Preempted)
-                  else "KILLED" if isinstance(err, (KeyboardInterrupt, Interrupted)) else "FAILED")
+                  else "KILLED" if isinstance(err, (KeyboardInterrupt, Interrupted, Pruned))
+                  else "FAILED")
         write_run_file(run_dir, status=status, error=str(err)[:2000])
         raise
     write_run_file(run_dir, status="FINISHED")
