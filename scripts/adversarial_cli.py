@@ -1,6 +1,7 @@
 """An adversarial pass over the command line: bad input of every kind, as a user types it.
 
-    python scripts/adversarial_cli.py     # about 5 minutes on 2 cores
+    python scripts/adversarial_cli.py           # every case (minutes: most load torch)
+    python scripts/adversarial_cli.py "answer"  # the cases whose name contains a word
 
 Every case is a real command (runner, runner.inspect, runner.compare) in a scratch folder,
 on bad config values, files and data of each format. A case is kept when the command exits
@@ -45,6 +46,7 @@ def files(d: Path) -> dict[str, str]:
                           '{"text": "a", "label": 0}\n{"text": "b", "label": null}\n'),
         "mixed": put("mixed.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": "yes"}\n'),
         "one_class": put("one.csv", "text,label\na,x\nb,x\n"),
+        "one_row": put("row.csv", "text,label\na,0\n"),
         "bad_span": put("squad.json", json.dumps(squad)),
         "bad_conll": put("bad.conll", "EU B-ORG\nrejects\n"),
         "no_target": put("tr.jsonl", '{"translation": {"en": "Hi"}}\n'),
@@ -97,11 +99,14 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("null label", data("null_label")),
         ("mixed labels", data("mixed")),
         ("one class", data("one_class")),
-        ("answer span off", data("bad_span", "head=qa")),
+        ("answer span off", data("bad_span", "head=qa",
+                                 f"data.validation_file={f['bad_span']}")),
         ("CoNLL line without tag", data("bad_conll", "head=tokencls")),
         ("translation without target", data("no_target", "head=seq2seq", "model=t5",
                                             "+model.config_overrides.d_model=32")),
-        ("numbers as tokens", data("float_tokens", "head=tokencls")),
+        ("numbers as tokens", data("float_tokens", "head=tokencls",
+                                   f"data.validation_file={f['float_tokens']}")),
+        ("one row, no validation file", data("one_row")),
         ("inspect: unknown model", ["runner.inspect", "model=nope"]),
         ("inspect: unknown output", ["runner.inspect", "inspect.output=xml"]),
         ("inspect: depth 0", ["runner.inspect", "inspect.depth=0"]),
@@ -111,11 +116,11 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
     ]
 
 
-def main() -> int:
+def main(words: list[str]) -> int:
     kept = 0
     with tempfile.TemporaryDirectory(prefix="runner-adversarial-") as tmp:
         work = Path(tmp)
-        all_cases = cases(files(work))
+        all_cases = [c for c in cases(files(work)) if not words or any(w in c[0] for w in words)]
         for name, (module, *args) in all_cases:
             done = subprocess.run([sys.executable, "-m", module, *args], cwd=work,
                                   capture_output=True, text=True, timeout=300)
@@ -130,4 +135,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

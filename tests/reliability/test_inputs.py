@@ -151,6 +151,13 @@ def test_translation_row_without_its_target(tmp_path, row, expected):
     assert f"train.jsonl, row 2: the translation has {expected}" in message
 
 
+def test_translation_file_with_one_language_says_there_is_no_target(tmp_path):
+    one = jsonl([{"translation": {"en": "Yes."}}, {"translation": {"en": "No."}}])
+    message = refused(tmp_path, "seq2seq", one, one, "jsonl")
+    assert "row 1: the translation holds one language only (['en'])" in message
+    assert "not None" not in message
+
+
 # ------------------------------------------------------------------- misleading messages
 
 
@@ -329,3 +336,10 @@ def test_a_tokenizer_trained_twice_on_the_same_data_is_the_same(kind, family):
     built = {train_tokenizer(kind, family, texts, 300, 1).backend_tokenizer.to_str()
              for _ in range(3)}
     assert len(built) == 1
+
+
+def test_one_row_without_a_validation_file_says_why_nothing_is_left(tmp_path):
+    one_row = write(tmp_path / "one.csv", "text,label\na,0\n")
+    with pytest.raises(DataError) as info:
+        load_data(compose(["data=local", f"data.train_file={one_row}"]))
+    assert "has 1 row and no validation file" in str(info.value)

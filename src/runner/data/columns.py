@@ -30,6 +30,10 @@ def _translation_columns(rows: list[dict], data_cfg: DictConfig, where: str) -> 
     langs = list(rows[0]["translation"])
     source = data_cfg.source_lang or langs[0]
     target = data_cfg.target_lang or (langs[1] if len(langs) > 1 else None)
+    if target is None:
+        raise DataError(f"{where}, row 1: the translation holds one language only ({langs}), "
+                        "so there is no target. Give each row both texts, or name them with "
+                        "data.source_lang and data.target_lang.")
     for lang, key in ((source, "data.source_lang"), (target, "data.target_lang")):
         if lang not in langs:
             raise DataError(f"{where}: the translation pairs have languages {langs}, not "

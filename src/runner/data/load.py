@@ -227,6 +227,10 @@ def load_data(cfg: DictConfig) -> RawData:
         where = dict(sources)
     splits = {split: map_columns(rows, task, data, where[split]) for split, rows in raw.items()}
     if "validation" not in splits:
+        if len(splits["train"]) < 2:
+            raise DataError(f"{where['train']} has {len(splits['train'])} row and no "
+                            "validation file: nothing is left to train on once validation "
+                            "rows are held out. Add rows, or give data.validation_file.")
         splits["train"], splits["validation"] = _hold_out(
             splits["train"], data.validation_fraction, cfg.trainer.seed)
         where["validation"] = f"{where['train']} (held-out {data.validation_fraction:.0%})"
