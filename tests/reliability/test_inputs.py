@@ -122,12 +122,13 @@ def test_single_class_data_is_refused(tmp_path):
     assert raw.labels.num_labels == 2
 
 
-@pytest.mark.parametrize("train", [
-    jsonl([{"text": "a", "label": 0}, {"text": "b", "label": "positive"}]),
-    jsonl([{"text": "a", "label": "1"}, {"text": "b", "label": "positive"}]),
-])
-def test_mixed_integer_and_string_labels_say_so(tmp_path, train):
-    message = refused(tmp_path, "seqcls", train, jsonl([{"text": "c", "label": 0}]), "jsonl")
+@pytest.mark.parametrize("labels", [(0, "positive", 0), ("1", "positive", "positive")])
+def test_mixed_integer_and_string_labels_say_so(tmp_path, labels):
+    # JSON numbers beside names, and (as a csv gives them) number strings beside names
+    *train, validation = labels
+    message = refused(tmp_path, "seqcls", jsonl([{"text": t, "label": y}
+                                                 for t, y in zip("ab", train, strict=True)]),
+                      jsonl([{"text": "c", "label": validation}]), "jsonl")
     assert "names" in message and "numbers" in message and "Use one kind" in message
     assert "Classification needs integer or string labels" not in message
 
