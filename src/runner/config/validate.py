@@ -175,7 +175,7 @@ def _check_data(cfg: DictConfig, problems: list[Problem]) -> None:
     if data.source == "local" and not data.train_file:
         problems.append(
             Problem("data.train_file", "data=local needs a training file",
-                    "set data.train_file=<path to csv/tsv/json/jsonl/parquet>")
+                    "set data.train_file=<path to csv/tsv/json/jsonl/parquet/conll>")
         )
     if data.source == "hub" and not data.hub_name:
         problems.append(
