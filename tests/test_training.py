@@ -59,11 +59,15 @@ def test_every_pair_trains_and_its_loss_goes_down(tmp_path, family, head):
                             rel_tol=1e-6)
 
 
-def test_same_seed_repeats_exactly_on_cpu(tmp_path):
+def test_same_seed_repeats_exactly_on_cpu(tmp_path, monkeypatch):
+    # The second run starts from a fresh cache: it trains its own tokenizer.
     overrides = fast("seqcls", "bert", "freeze=none", "trainer.max_epochs=1")
     _, a = train(tmp_path, overrides, "a")
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "fresh-cache"))
     _, b = train(tmp_path, overrides, "b")
     assert a["metrics"]["eval/loss"] == b["metrics"]["eval/loss"]
+    vocab = [(tmp_path / run / "model" / "tokenizer.json").read_text() for run in "ab"]
+    assert vocab[0] == vocab[1]
 
 
 def test_frozen_weights_stay_bit_identical_and_pipeline_loads(tmp_path):

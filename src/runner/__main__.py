@@ -16,9 +16,13 @@ from runner.cli import in_multirun, refuse_unlisted_targets, report_errors
 from runner.config.compose import CONFIG_DIR
 from runner.distributed import share_run_stamp
 
+# Set once Hydra hands main() a composed config: an exit before that is a composition error.
+_composed: list[bool] = []
+
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    _composed.append(True)
     # Imported here so --help, --cfg and config errors never load torch.
     from runner.run import run
 
@@ -36,7 +40,14 @@ def entry() -> None:
     console.setup(verbose)
     refuse_unlisted_targets(argv)
     share_run_stamp(argv)  # before Hydra composes: all ranks, one run directory
-    main()
+    try:
+        main()
+    except SystemExit as exited:
+        # Hydra prints a composition error (an unknown option with the available ones, a
+        # misspelled key) itself and exits 1; it is bad input, so the exit code is 2.
+        if exited.code == 1 and not _composed:
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def test_bad_input_on_the_command_line(workdir, files, case):
     _, overrides, expected = next(c for c in CASES if c[0] == case)
     done = subprocess.run([sys.executable, "-m", "runner", *overrides(files)], cwd=workdir,
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0, done.stdout[-2000:]
+    assert done.returncode == 2, done.stderr[-2000:]
     assert expected in done.stderr, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert_nothing_running(workdir)

@@ -27,7 +27,7 @@ FREEZE_STRATEGIES = (
 # Strategies that add adapters (through peft) and train them with the head.
 ADAPTER_STRATEGIES = ("lora", "dora", "ia3")
 DATA_SOURCES = ("sample", "local", "hub")
-DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
+DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "conll")
 SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("no", "fp16", "bf16")
 EVAL_STRATEGIES = ("epoch", "steps", "no")
@@ -58,6 +58,11 @@ class HeadConfig:
     doc_stride: int = 32  # tokens shared by neighbouring windows (< data.max_length)
     max_answer_length: int = 30
     n_best: int = 20
+    # SQuAD v2: questions without an answer are trained to point at the no-answer position
+    # and scored against "" (run_qa.py --version_2_with_negative); "" is predicted when the
+    # no-answer score beats the best span's by more than null_score_diff_threshold.
+    version_2_with_negative: bool = False
+    null_score_diff_threshold: float = 0.0
     # seq2seq
     source_prefix: str = ""  # e.g. "translate English to German: " for T5
     max_target_length: int = 64
@@ -101,7 +106,7 @@ class DataConfig:
     train_file: str | None = None
     validation_file: str | None = None
     test_file: str | None = None
-    format: str | None = None  # csv | tsv | json | jsonl | parquet; None = from extension
+    format: str | None = None  # csv | tsv | json | jsonl | parquet | conll; None = from extension
     header: bool = True
     column_names: list[str] | None = None  # for files without a header row
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)

@@ -27,6 +27,7 @@ from runner.config.schema import (
     SCHEDULES,
 )
 from runner.config.tasks import TASKS
+from runner.config.validate_paths import check_checkpoint_config, check_output_dir
 from runner.errors import ConfigError, Problem
 
 
@@ -60,9 +61,10 @@ def base_architecture(model: DictConfig) -> dict[str, Any]:
     config_file = Path(str(model.checkpoint)) / "config.json"
     if config_file.is_file():
         try:
-            return json.loads(config_file.read_text())
+            config = json.loads(config_file.read_text())
         except (OSError, ValueError):
             return {}
+        return config if isinstance(config, dict) else {}  # refused by check_checkpoint_config
     if model.checkpoint == family.default_checkpoint or model.init == "scratch":
         return dict(family.default_config)
     return {}
@@ -174,7 +176,7 @@ def _check_data(cfg: DictConfig, problems: list[Problem]) -> None:
     if data.source == "local" and not data.train_file:
         problems.append(
             Problem("data.train_file", "data=local needs a training file",
-                    "set data.train_file=<path to csv/tsv/json/jsonl/parquet>")
+                    "set data.train_file=<path to csv/tsv/json/jsonl/parquet/conll>")
         )
     if data.source == "hub" and not data.hub_name:
         problems.append(
@@ -207,7 +209,7 @@ def _check_trainer(cfg: DictConfig, problems: list[Problem]) -> None:
                 "log_every", "max_steps", "save_every", "early_stopping_patience",
                 "cache_max_mb"):
         _positive(problems, f"trainer.{key}", t[key])
-    for key in ("weight_decay", "max_grad_norm", "max_epochs", "keep_checkpoints"):
+    for key in ("weight_decay", "max_grad_norm", "max_epochs", "keep_checkpoints", "seed"):
         _positive(problems, f"trainer.{key}", t[key], allow_zero=True)
     if t.max_epochs == 0 and t.max_steps is None:
         problems.append(
@@ -275,6 +277,11 @@ def _check_head(cfg: DictConfig, problems: list[Problem]) -> None:
     if head.num_labels is not None and head.num_labels < 1:
         problems.append(Problem("head.num_labels", f"{head.num_labels} must be >= 1",
                                 "set head.num_labels to the number of classes"))
+    if head.num_labels == 1 and spec is not None and spec.labels and not head.regression:
+        problems.append(Problem("head.num_labels", "1 class is no classification (one "
+                                "output is what transformers uses for regression)",
+                                "set head.num_labels=2 or more, or head.regression=true for "
+                                "a numeric target"))
     if head.label_names and head.num_labels and len(head.label_names) != head.num_labels:
         problems.append(
             Problem("head.label_names", f"{len(head.label_names)} names for "
@@ -358,12 +365,14 @@ def validate(cfg: DictConfig) -> None:
         )
     if family_ok:
         _check_overrides(cfg, problems)
+        check_checkpoint_config(cfg, problems)
     _check_head(cfg, problems)
     _check_freeze(cfg, problems)
     if family_ok:
         adapters.check(cfg, problems)
     _check_data(cfg, problems)
     _check_trainer(cfg, problems)
+    check_output_dir(cfg, problems)
     if head_ok:
         _check_objective(cfg, problems)
     _one_of(problems, "logger.name", cfg.logger.name, LOGGERS)

@@ -8,17 +8,21 @@ from omegaconf import DictConfig, OmegaConf
 from runner.config.tasks import TASKS
 from runner.errors import DataError
 
+# The hub's names first, then those of the original GLUE files (QQP's question1/2 and
+# is_duplicate, MRPC's "#1 String" / "#2 String" / Quality, MNLI's gold_label) and CoNLL's.
 COLUMN_CANDIDATES = {
-    "text": ("text", "sentence", "sentence1", "content", "review", "document"),
-    "text_pair": ("text_pair", "sentence2"),
-    "label": ("label", "labels", "class", "score"),  # score: STS-B (head.regression)
+    "text": ("text", "sentence", "sentence1", "content", "review", "document", "question1",
+             "#1 String", "premise"),
+    "text_pair": ("text_pair", "sentence2", "question2", "#2 String", "hypothesis"),
+    "label": ("label", "labels", "class", "is_duplicate", "Quality", "gold_label",
+              "score"),  # score: STS-B (head.regression)
     "question": ("question",),
     "context": ("context",),
     "answers": ("answers",),
     "source": ("source", "src", "input", "document"),
     "target": ("target", "tgt", "output", "summary"),
-    "tokens": ("tokens", "words"),
-    "tags": ("ner_tags", "tags", "labels", "label"),
+    "tokens": ("tokens", "words", "token"),
+    "tags": ("ner_tags", "tags", "ner", "labels", "label"),
 }
 
 
@@ -27,12 +31,25 @@ def _translation_columns(rows: list[dict], data_cfg: DictConfig, where: str) -> 
     langs = list(rows[0]["translation"])
     source = data_cfg.source_lang or langs[0]
     target = data_cfg.target_lang or (langs[1] if len(langs) > 1 else None)
+    if target is None:
+        raise DataError(f"{where}, row 1: the translation holds one language only ({langs}), "
+                        "so there is no target. Give each row both texts, or name them with "
+                        "data.source_lang and data.target_lang.")
     for lang, key in ((source, "data.source_lang"), (target, "data.target_lang")):
         if lang not in langs:
             raise DataError(f"{where}: the translation pairs have languages {langs}, not "
                             f"{lang!r}. Set {key} to one of them.")
-    return [{"source": r["translation"][source], "target": r["translation"][target]}
-            for r in rows]
+    out = []
+    for i, row in enumerate(rows, 1):
+        pair = row.get("translation")
+        missing = [lang for lang in (source, target)
+                   if not isinstance(pair, dict) or pair.get(lang) is None]
+        if missing:
+            raise DataError(f"{where}, row {i}: the translation has no {missing[0]!r} text "
+                            f"(it holds {pair!r}). Every row needs both {source!r} and "
+                            f"{target!r}; fix or drop the row.")
+        out.append({"source": pair[source], "target": pair[target]})
+    return out
 
 
 def header_less_names(rows: list[dict], task: str, data_cfg: DictConfig, where: str) -> list[dict]:

@@ -63,8 +63,28 @@ def class_labels(splits: dict[str, list[dict]], head: DictConfig, where: dict[st
         return _regression_targets(splits, where)
     values = [r["label"] for _, _, r in _rows(splits)]
     if all(isinstance(v, str) for v in values) and not all(_is_int_text(v) for v in values):
-        return _named_classes(splits, head, where, sorted(set(values)))
-    return _class_ids(splits, head, where)
+        _refuse_mixed_labels(splits, where)
+        labels = _named_classes(splits, head, where, sorted(set(values)))
+    else:
+        labels = _class_ids(splits, head, where)
+    if labels.num_labels < 2:
+        raise DataError(f"{where['train']}: every label is {labels.names[0]!r}, and a classifier "
+                        "needs at least 2 classes. Add rows of the other classes, set "
+                        "head.num_labels=2 (or more) if they only happen to be missing, or "
+                        "head.regression=true for a numeric target.")
+    return labels
+
+
+def _refuse_mixed_labels(splits: dict[str, list[dict]], where: dict[str, str]) -> None:
+    """Names and integers in one label column ("positive" and "1"): neither reading fits."""
+    named = next(((s, i, r) for s, i, r in _rows(splits) if not _is_int_text(r["label"])))
+    number = next(((s, i, r) for s, i, r in _rows(splits) if _is_int_text(r["label"])), None)
+    if number is not None:
+        raise DataError(
+            f"the labels mix class names and numbers: {where[named[0]]}, row {named[1]} has "
+            f"{named[2]['label']!r} but {where[number[0]]}, row {number[1]} has "
+            f"{number[2]['label']!r}. Use one kind: names everywhere, or ids 0..n-1 "
+            "everywhere.")
 
 
 def _regression_targets(splits: dict[str, list[dict]], where: dict[str, str]) -> Labels:
@@ -109,12 +129,17 @@ def _class_ids(splits: dict[str, list[dict]], head: DictConfig, where: dict[str,
         r["label"] = _as_class_id(r["label"], where[split], i)
     top = max(r["label"] for _, _, r in _rows(splits))
     n = head.num_labels if head.num_labels is not None else top + 1
+    train_ids = {r["label"] for r in splits["train"]}
     for split, i, r in _rows(splits):
         if not 0 <= r["label"] < n:
             raise DataError(
                 f"{where[split]}, row {i}: label {r['label']} is outside 0..{n - 1} "
                 f"(head.num_labels={n}). Set head.num_labels={top + 1} or fix the row."
             )
+        if split != "train" and r["label"] not in train_ids:
+            raise DataError(f"{where[split]}, row {i}: label {r['label']} never occurs in the "
+                            "training data, so the model cannot learn it. Add training rows "
+                            "of that class or drop the row.")
     return Labels(list(head.label_names or [f"LABEL_{i}" for i in range(n)]))
 
 
@@ -131,6 +156,11 @@ def _as_class_id(value: Any, where: str, row: int) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, str):  # a name among integer labels
+        raise DataError(
+            f"{where}, row {row}: label {value!r} is a name, but other labels are numbers. "
+            "Use one kind: names everywhere, or ids 0..n-1 everywhere."
+        )
     raise DataError(
         f"{where}, row {row}: label {value!r} is not a class id. Classification needs integer "
         "or string labels; for a numeric target set head.regression=true."

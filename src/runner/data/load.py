@@ -18,7 +18,9 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from runner.config.tasks import TASKS
+from runner.data.checks import check_rows
 from runner.data.columns import header_less_names, map_columns
+from runner.data.conll import read_conll
 from runner.data.labels import Labels, class_labels, tag_labels
 from runner.errors import DataError
 
@@ -47,11 +49,11 @@ def _format_of(path: Path, configured: str | None) -> str:
         return configured
     suffix = path.suffix.lower().lstrip(".")
     formats = {"csv": "csv", "tsv": "tsv", "json": "json", "jsonl": "jsonl", "parquet": "parquet",
-               "txt": "txt", "text": "txt"}
+               "txt": "txt", "text": "txt", "conll": "conll", "iob": "conll", "iob2": "conll"}
     if suffix not in formats:
         raise DataError(
             f"{path}: cannot tell the format from the extension {path.suffix!r}. Set "
-            "data.format=csv|tsv|json|jsonl|parquet."
+            "data.format=csv|tsv|json|jsonl|parquet|conll."
         )
     return formats[suffix]
 
@@ -115,6 +117,15 @@ def _read_json(path: Path) -> list[dict]:
                     "or SQuAD format")
 
 
+def _refuse_json_as_table(path: Path, fmt: str) -> None:
+    """A JSON file named .csv/.tsv would be read as one header line and no rows."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        start = f.read(256).lstrip()
+    if start[:1] in ("{", "["):
+        raise DataError(f"{path} looks like JSON (it starts with {start[:1]!r}), not {fmt}. "
+                        "Rename it to .json / .jsonl, or set data.format=json (or jsonl).")
+
+
 def _read_text(path: Path) -> list[dict]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [{"text": line} for line in lines if line.strip()]
@@ -122,12 +133,16 @@ def _read_text(path: Path) -> list[dict]:
 
 def read_file(path_str: str, data_cfg: DictConfig) -> list[dict] | pd.DataFrame:
     path = Path(path_str).expanduser().resolve()
+    if path.is_dir():
+        raise DataError(f"data file {path} is a directory, not a file. Point data.train_file "
+                        "/ data.validation_file at a file inside it.")
     if not path.is_file():
         raise DataError(f"data file {path} does not exist. Check data.train_file / "
                         "data.validation_file (relative paths are from where you ran).")
     fmt = _format_of(path, data_cfg.format)
     try:
         if fmt in ("csv", "tsv"):
+            _refuse_json_as_table(path, fmt)
             header = 0 if data_cfg.header else None
             frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", header=header,
                                 keep_default_na=False, dtype_backend="numpy_nullable")
@@ -140,6 +155,8 @@ def read_file(path_str: str, data_cfg: DictConfig) -> list[dict] | pd.DataFrame:
             return _read_json_lines(path)
         if fmt == "json":
             return _read_json(path)
+        if fmt == "conll":
+            return read_conll(path, data_cfg.column_names)
         return _read_text(path)
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
         if isinstance(err, DataError):
@@ -217,6 +234,10 @@ def load_data(cfg: DictConfig) -> RawData:
         where = dict(sources)
     splits = {split: map_columns(rows, task, data, where[split]) for split, rows in raw.items()}
     if "validation" not in splits:
+        if len(splits["train"]) < 2:
+            raise DataError(f"{where['train']} has {len(splits['train'])} row and no "
+                            "validation file: nothing is left to train on once validation "
+                            "rows are held out. Add rows, or give data.validation_file.")
         splits["train"], splits["validation"] = _hold_out(
             splits["train"], data.validation_fraction, cfg.trainer.seed)
         where["validation"] = f"{where['train']} (held-out {data.validation_fraction:.0%})"
@@ -225,6 +246,7 @@ def load_data(cfg: DictConfig) -> RawData:
     for split, rows in splits.items():
         if not rows:
             raise DataError(f"{where[split]}: the {split} split is empty")
+    check_rows(splits, cfg.head, where)
     kind = TASKS[task].labels
     labels = LABELS[kind](splits, cfg.head, where) if kind else None
     if data.max_train_samples:

@@ -9,6 +9,7 @@ sweeps and reruns train it once. The model's vocabulary size then follows the to
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -48,20 +49,94 @@ def training_texts(raw: RawData, task: str) -> Iterator[str]:
 # ------------------------------------------------------------------ tokenizer recipes
 
 
+# Continuing characters of a word ("##e" in WordPiece) are written as characters of a
+# private-use plane while the vocabulary is learnt, so a plain BPE trainer can learn it.
+_INNER = 0xF0000
+_INNER_SPAN = 0xFFFE
+
+
+def _inner(char: str) -> str:
+    return chr(_INNER + ord(char)) if ord(char) < _INNER_SPAN else char
+
+
+def _wordpiece_token(token: str) -> str:
+    """A learnt token back in WordPiece form: continuing characters read as `##...`."""
+    first_inner = _INNER <= ord(token[0]) < _INNER + _INNER_SPAN
+    plain = "".join(chr(ord(c) - _INNER) if _INNER <= ord(c) < _INNER + _INNER_SPAN else c
+                    for c in token)
+    return "##" + plain if first_inner else plain
+
+
+def _wordpiece_vocab(vocab_size: int, min_frequency: int, texts, normalizer, pre_tokenizer,
+                     specials: list[str]) -> dict[str, int]:
+    """WordPiece's vocabulary, learnt the way its trainer does (BPE merges over words, with
+    continuing pieces marked), but in a fixed order.
+
+    tokenizers' WordPieceTrainer numbers the `##` pieces in the order of a Rust hash map,
+    seeded afresh in every process, and breaks ties between equally frequent merges by
+    those numbers: the same data gave another vocabulary on every fresh cache. The plain
+    BPE trainer numbers its alphabet in sorted order, so it learns the same merges each time.
+    """
+    def words():
+        for text in texts:
+            pieces = pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+            yield " ".join(w[0] + "".join(map(_inner, w[1:])) for w, _ in pieces)
+
+    bpe = tokenizers.Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    bpe.train_from_iterator(words(), trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
+        show_progress=False))
+    return {_wordpiece_token(t): i for t, i in bpe.get_vocab().items()}
+
+
 def _wordpiece(vocab_size: int, min_frequency: int, texts) -> PreTrainedTokenizerFast:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    vocab = _wordpiece_vocab(vocab_size, min_frequency, texts, normalizer, pre_tokenizer,
+                             specials)
+    tok = tokenizers.Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials))
+    tok.add_special_tokens(specials)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+_UNIGRAM_CHAR_STEP = 1e-4  # the score step between the characters Unigram appends
+
+
+def _fixed_unigram_order(tok: tokenizers.Tokenizer, n_specials: int) -> tokenizers.Tokenizer:
+    """Unigram's pieces in a fixed order, the special tokens keeping their ids.
+
+    The trainer sums scores in a varying order (the last digit differs from run to run),
+    and appends the characters it has not learnt in hash-map order, each 1e-4 (or 0) less
+    likely than the last: scores are rounded, that run of characters is given its scores in the
+    characters' sorted order, and the pieces are sorted by score, then text.
+    """
+    document = json.loads(tok.to_str())
+    vocab = document["model"]["vocab"]
+    pieces = sorted(([piece, round(score, 9)] for piece, score in vocab[n_specials:]),
+                    key=lambda p: (-p[1], p[0]))
+    singles = [p for p in pieces if len(p[0]) == 1]
+    run = singles[-1:]
+    for piece in reversed(singles[:-1]):
+        step = piece[1] - run[-1][1]
+        if min(abs(step), abs(step - _UNIGRAM_CHAR_STEP)) > 1e-7:  # steps of 1e-4 (or 0)
+            break
+        run.append(piece)
+    for piece, char in zip(sorted(run, key=lambda p: -p[1]), sorted(p[0] for p in run),
+                           strict=True):
+        piece[0] = char
+    pieces.sort(key=lambda p: (-p[1], p[0]))
+    document["model"]["vocab"] = vocab[:n_specials] + pieces
+    return tokenizers.Tokenizer.from_str(json.dumps(document))
 
 
 def _byte_bpe(vocab_size: int, min_frequency: int, texts, family: str) -> PreTrainedTokenizerFast:
@@ -100,6 +175,7 @@ def _unigram(vocab_size: int, texts) -> PreTrainedTokenizerFast:
     tok.decoder = decoders.Metaspace()
     tok.train_from_iterator(texts, trainers.UnigramTrainer(
         vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"))
+    tok = _fixed_unigram_order(tok, len(specials))
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>",

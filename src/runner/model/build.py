@@ -73,6 +73,10 @@ def check_local_checkpoint(path: Path, family: Family) -> bool:
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot read {config_file}: {err}. Check the file's permissions "
                          "and that it is valid JSON.") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{config_file} holds a JSON {type(config).__name__}, not an object "
+                         "of config values. Point model.checkpoint at a directory written "
+                         "by save_pretrained.")
     if "auto_map" in config or any(path.glob("*.py")):
         raise ModelError(
             f"model.checkpoint={str(path)!r} ships custom model code (auto_map / *.py). runner "

@@ -85,7 +85,7 @@ def bleu_metrics(predictions: list[str], references: list[str]) -> dict[str, flo
 
 
 def squad_metrics(
-    predictions: dict[str, str], references: dict[str, list[str]]
+    predictions: dict[str, str], references: dict[str, list[str]], no_answer: bool = False
 ) -> dict[str, float]:
     """SQuAD v1.1 exact match and F1 (fractions, 0-1, like every other fraction runner
     reports; the official script prints them x100), each the max over an example's gold answers.
@@ -94,9 +94,15 @@ def squad_metrics(
     whitespace collapsed) before comparing. One known difference from the official v1.1
     script, inherited from torchmetrics: when a prediction and a gold answer both normalise to
     nothing (e.g. "" against "the"), F1 is 1 for that pair where the official script gives 0.
+
+    With `no_answer` (SQuAD v2) an example without gold answers is scored against "", as
+    the official v2 script does: exact match and F1 are 1 when the prediction is "" (or
+    normalises to nothing), else 0.
     """
     _check_not_empty(predictions, "predictions")
     _check_same_ids(predictions, references)
+    if no_answer:
+        references = {i: list(answers) or [""] for i, answers in references.items()}
     for example_id, answers in references.items():
         if isinstance(answers, str) or not answers:
             raise ValueError(

@@ -34,8 +34,10 @@ class QuestionAnswering(Task):
         windows = ds.map(
             lambda b: qa_windows.prepare_eval_features(b, tok, max_length, stride), batched=True,
             remove_columns=ds.column_names, desc="tokenizing", load_from_cache_file=False)
-        meta = [{"example_id": e, "offset_mapping": o}
-                for e, o in zip(windows["example_id"], windows["offset_mapping"], strict=True)]
+        meta = [{"example_id": e, "offset_mapping": o,
+                 "cls_index": qa_windows.no_answer_index(ids, tok)}
+                for e, o, ids in zip(windows["example_id"], windows["offset_mapping"],
+                                     windows["input_ids"], strict=True)]
         return windows.remove_columns(["example_id", "offset_mapping"]), meta
 
     def eval_examples(self, raw):
@@ -82,8 +84,11 @@ class QuestionAnswering(Task):
         meta = [features.eval_meta[i] for i in indices]
         starts = [state.extra["start"][i] for i in order]
         ends = [state.extra["end"][i] for i in order]
+        head = self.cfg.head
+        v2 = bool(head.version_2_with_negative)
         predictions = qa_windows.postprocess_predictions(
-            features.eval_examples, meta, starts, ends, n_best=self.cfg.head.n_best,
-            max_answer_length=self.cfg.head.max_answer_length)
+            features.eval_examples, meta, starts, ends, n_best=head.n_best,
+            max_answer_length=head.max_answer_length,
+            null_score_diff_threshold=head.null_score_diff_threshold if v2 else None)
         references = {e["id"]: list(e["answers"]["text"]) for e in features.eval_examples}
-        return metrics.squad_metrics(predictions, references)
+        return metrics.squad_metrics(predictions, references, no_answer=v2)

@@ -38,9 +38,9 @@ def prepare_train_features(
     start_positions, end_positions = [], []
     for i, offsets in enumerate(encoded["offset_mapping"]):
         answers = examples["answers"][encoded["overflow_to_sample_mapping"][i]]
-        no_answer_index = _cls_index(encoded["input_ids"][i], tokenizer)
+        null_index = no_answer_index(encoded["input_ids"][i], tokenizer)
         span = _answer_token_span(answers, offsets, encoded.sequence_ids(i), context_index)
-        start, end = span if span is not None else (no_answer_index, no_answer_index)
+        start, end = span if span is not None else (null_index, null_index)
         start_positions.append(start)
         end_positions.append(end)
     features = _model_inputs(encoded)
@@ -82,6 +82,7 @@ def postprocess_predictions(
     end_logits: Sequence[Any],
     n_best: int = 20,
     max_answer_length: int = 30,
+    null_score_diff_threshold: float | None = None,
 ) -> dict[str, str]:
     """The best-scoring answer text of every example: `{example id: answer}`.
 
@@ -92,6 +93,12 @@ def postprocess_predictions(
     ignored. An example without any valid span gets "". Surrounding whitespace is stripped
     from the answer, because some tokenizers (GPT-2's byte-level BPE, SentencePiece) give
     offsets that include the space in front of a word.
+
+    With `null_score_diff_threshold` (SQuAD v2, as run_qa.py's --version_2_with_negative),
+    each feature also scores "no answer" by the logits at its `cls_index` (the position
+    unanswerable training windows point at); the example's lowest such score is its null
+    score, and "" is the answer when that beats the best span's score by more than the
+    threshold.
     """
     if n_best < 1 or max_answer_length < 1:
         raise ValueError(
@@ -110,6 +117,7 @@ def postprocess_predictions(
         )
     answers = {}
     for example in examples:
+        features_of = offsets_by_example.get(example["id"], [])
         spans = (
             _best_span(
                 np.asarray(start_logits[feature_index])[: len(offsets)],
@@ -118,11 +126,16 @@ def postprocess_predictions(
                 n_best,
                 max_answer_length,
             )
-            for feature_index, offsets in offsets_by_example.get(example["id"], [])
+            for feature_index, offsets, _ in features_of
         )
         best = max(
             (span for span in spans if span is not None), key=attrgetter("score"), default=None
         )
+        if null_score_diff_threshold is not None and best is not None and features_of:
+            null = min(float(start_logits[i][cls] + end_logits[i][cls])
+                       for i, _, cls in features_of)
+            if null - best.score > null_score_diff_threshold:
+                best = None
         answers[example["id"]] = (
             example["context"][best.start_char : best.end_char].strip() if best else ""
         )
@@ -171,7 +184,7 @@ def _model_inputs(encoded: Any) -> dict[str, list]:
     return {key: list(value) for key, value in encoded.items() if key not in bookkeeping}
 
 
-def _cls_index(input_ids: list[int], tokenizer: Any) -> int:
+def no_answer_index(input_ids: list[int], tokenizer: Any) -> int:
     """Where unanswerable windows point: the CLS token, or 0 for tokenizers without one."""
     cls_token_id = tokenizer.cls_token_id
     return input_ids.index(cls_token_id) if cls_token_id in input_ids else 0
@@ -203,11 +216,13 @@ def _answer_token_span(
 
 def _offsets_by_example(
     features: Iterable[Mapping[str, Any]],
-) -> dict[str, list[tuple[int, Offsets]]]:
-    """Each example's features as (feature index, offset mapping), read in a single pass."""
-    grouped: dict[str, list[tuple[int, Offsets]]] = defaultdict(list)
+) -> dict[str, list[tuple[int, Offsets, int]]]:
+    """Each example's features as (feature index, offset mapping, no-answer index), read in
+    a single pass."""
+    grouped: dict[str, list[tuple[int, Offsets, int]]] = defaultdict(list)
     for index, feature in enumerate(features):
-        grouped[feature["example_id"]].append((index, feature["offset_mapping"]))
+        grouped[feature["example_id"]].append(
+            (index, feature["offset_mapping"], feature.get("cls_index", 0)))
     return grouped
 
 
