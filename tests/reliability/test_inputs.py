@@ -237,7 +237,7 @@ def test_squad_v2_trains_and_scores_with_no_answer(tmp_path):
                  "logger=none"]))
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "FINISHED"
-    assert 0 <= info["metrics"]["eval/exact_match"] <= info["metrics"]["eval/f1"] <= 100
+    assert 0 <= info["metrics"]["eval/exact_match"] <= info["metrics"]["eval/f1"] <= 1
 
 
 def test_no_answer_wins_when_its_score_beats_the_best_span():
@@ -262,7 +262,7 @@ def test_squad_v2_scores_an_empty_prediction_for_no_answer():
 
     scores = squad_metrics({"a": "", "b": "x", "c": "cat", "d": ""},
                            {"a": [], "b": [], "c": ["the cat"], "d": ["cat"]}, no_answer=True)
-    assert scores == {"exact_match": 50.0, "f1": 50.0}
+    assert scores == {"exact_match": 0.5, "f1": 0.5}
     with pytest.raises(ValueError):
         squad_metrics({"a": ""}, {"a": []})  # SQuAD v1 has no unanswerable questions
 
