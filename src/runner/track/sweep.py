@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from runner.config.defaults import objective
-from runner.errors import Interrupted, Preempted
+from runner.errors import Interrupted, Preempted, RunnerError
 from runner.files import write_json
 from runner.track import tags as names
 from runner.track.origin import command_line, process_tags
@@ -158,8 +158,12 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
         # SystemExit passes through Hydra (which catches Exception), so no further job starts.
         sys.exit(getattr(err, "exit_code", 130))
     except Exception as err:  # noqa: BLE001  (any failure of one job)
+        # A user error says what and how to fix it, as a single run would; a bug gets its
+        # traceback.
+        detail = (f"error: {err}" if isinstance(err, RunnerError)
+                  else "".join(traceback.format_exception(err)))
         log.error("job %d (%s) failed:\n%s", hc.job.num, " ".join(record["overrides"]),
-                  "".join(traceback.format_exception(err)))
+                  detail)
         _write_job(hc.sweep.dir, {**record, "status": "FAILED",
                                   "error": f"{type(err).__name__}: {err}"})
         if "optuna" in str(hc.sweeper.get("_target_", "")).lower():

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from runner.errors import RunnerError
 from runner.tasks.base import INDEX, EvalState, Features, Task
 from runner.train import body_cache
-from runner.train.checkpoints import Checkpointer
+from runner.train.checkpoints import Checkpointer, ResumeError
 from runner.train.memory import frozen_modules_to_eval
 from runner.train.setup import TrainingParts
 from runner.train.signals import stop_on_signals, stopped_by
@@ -104,8 +104,13 @@ class Trainer:
     def resume(self, run_dir: Path) -> None:
         checkpointer = Checkpointer(run_dir, self.t.keep_checkpoints, self.accelerator)
         checkpointer.clean_staging()
-        latest = checkpointer.latest()
+        latest = checkpointer.newest_whole()
         if latest is None:
+            if checkpointer.latest() is not None:
+                raise ResumeError(
+                    f"no checkpoint in {checkpointer.root} can be read: each one is damaged "
+                    "(see the warnings above). Delete the damaged checkpoints, or start fresh "
+                    "with trainer.resume=never and another trainer.output_dir.")
             return
         saved = checkpointer.load(latest)
         saved.pop("saved_at", None)
@@ -190,8 +195,12 @@ class Trainer:
                 if not self._run_epoch(bar, window, signals, handlers):
                     break
                 self._end_epoch()
-        bar.close()
-        return self._finish()
+            bar.close()
+            # The final evaluation and save are inside the watch too: a signal there still
+            # gets its checkpoint and the message that says so.
+            result = self._finish()
+            self._stop_if_signalled(signals, handlers)
+        return result
 
     def _run_epoch(self, bar, window: LogWindow, signals: list[int], handlers: dict) -> bool:
         """The rest of the current epoch; False when training stopped inside it."""
