@@ -78,7 +78,7 @@ def test_sigint_during_the_final_evaluation_saves_a_checkpoint_then_resume_clear
         tmp_path):
     out = tmp_path / "out"
     args = [*fast("seqcls", "bert", "freeze=none", "trainer.max_epochs=1",
-                  "trainer.eval_strategy=no"), *local_data(tmp_path, 16, 30000),
+                  "trainer.eval_strategy=no"), *local_data(tmp_path, 16, 4000),
             "data.max_eval_samples=null", f"trainer.output_dir={out}"]
     proc = Process(tmp_path, *args)
     proc.wait_for(lambda: "evaluating" in proc.output(), "the final evaluation")
@@ -91,9 +91,10 @@ def test_sigint_during_the_final_evaluation_saves_a_checkpoint_then_resume_clear
     _, (record,) = mlflow_runs(tmp_path / "mlflow.db")
     assert record.info.status == "KILLED"
 
-    # The resumed run finishes: run.json no longer carries the interruption's error.
-    done = run(tmp_path, *args[:-1], "data.max_eval_samples=64", "trainer.resume=auto",
-               f"trainer.output_dir={out}")
+    # The resumed run finishes (on a shorter validation file: same settings, less to
+    # evaluate), and run.json no longer carries the interruption's error.
+    write_rows(tmp_path / "validation.jsonl", 64)
+    done = run(tmp_path, *args, "trainer.resume=auto")
     assert done.returncode == 0, done.stderr[-3000:]
     assert run_json(out)["status"] == "FINISHED"
     assert "error" not in run_json(out)
@@ -236,7 +237,7 @@ def in_own_mounts(tmp_path: Path, setup: str, *args: str) -> tuple[int, str]:
     (mounts); returns its exit code and output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     runner = " ".join(f"'{a}'" for a in [sys.executable, "-m", "runner", *args])
-    script = f"set -e; {setup}; set +e; {runner}; echo \"exit=$?\"; ls -a {tmp_path}/disk/out"
+    script = f"set -e; {setup}; set +e; {runner}; echo \"exit=$?\"; ls -aR {tmp_path}/disk/out"
     done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert "exit=" in done.stdout, done.stderr[-3000:]
@@ -257,7 +258,9 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_staging(tmp_path, size, wher
     assert f"{where}" in output and "failed: the disk is full" in output
     assert "Traceback" not in output
     listing = output.split("exit=")[1]
-    assert ".model-" not in listing and ".staging-" not in listing  # nothing half-written
+    assert ".staging-" not in listing and ".model-" not in listing.replace(".model-999999999", "")
+    if "final" in where:  # the final save also swept the dead process's staging folder
+        assert ".model-999999999" not in listing
     _, (record,) = mlflow_runs(tmp_path / "mlflow.db")
     assert record.info.status == "FAILED"
 

@@ -103,13 +103,14 @@ def client_for(uri: str):
         db.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise store_error(uri, err) from None
+    # sqlite writes a journal beside the file, and the lock lives there too.
+    if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise store_error(uri, PermissionError("attempt to write a readonly database"))
     with FileLock(db.with_name(db.name + ".lock")):
         if not db.is_file() or db.stat().st_size == 0:
             _create(db)
         else:
             _set_aside_if_half_created(db)
-        if not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)):
-            raise store_error(uri, PermissionError("attempt to write a readonly database"))
         return _opened(uri)
 
 

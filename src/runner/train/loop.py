@@ -34,6 +34,10 @@ class TrainingError(RunnerError):
     """Training cannot go on (a non-finite loss, ...)."""
 
 
+class EvaluationCut(Exception):  # noqa: N818  (not an error: a signal arrived)
+    """An evaluation stopped early by a signal."""
+
+
 @dataclass
 class Progress:
     """Where training is; saved with every checkpoint (as JSON, never pickled)."""
@@ -99,6 +103,7 @@ class Trainer:
         self.window = LogWindow()
         self.saved_step = self.evaluated_step = -1
         self.stopped_early = False  # early stopping's patience ran out
+        self.signals: list[int] = []  # received while training (runner.train.signals)
 
     # --- state
     def resume(self, run_dir: Path) -> None:
@@ -147,6 +152,8 @@ class Trainer:
         state = EvalState()
         for batch in tqdm(self.parts.eval_loader, desc="evaluating", leave=False,
                           disable=not acc.is_main_process):
+            if self.signals:  # its metrics would not be used: stop now, not at its end
+                raise EvaluationCut
             rows = self._select("validation", batch)
             with torch.no_grad(), body_cache.replaying(self.parts.body, self.parts.replay):
                 out = self.task.eval_step(self.model, batch, rows, acc)
@@ -190,15 +197,19 @@ class Trainer:
         window = self.window
         window.reset()
         with stop_on_signals() as (signals, handlers):
-            while (p.epoch < self.parts.max_epochs and p.step < self.parts.total_steps
-                   and not self.stopped_early):
-                if not self._run_epoch(bar, window, signals, handlers):
-                    break
-                self._end_epoch()
-            bar.close()
-            # The final evaluation and save are inside the watch too: a signal there still
-            # gets its checkpoint and the message that says so.
-            result = self._finish()
+            self.signals = signals
+            try:
+                while (p.epoch < self.parts.max_epochs and p.step < self.parts.total_steps
+                       and not self.stopped_early):
+                    if not self._run_epoch(bar, window, signals, handlers):
+                        break
+                    self._end_epoch()
+                bar.close()
+                # The final evaluation and save are inside the watch too: a signal there
+                # still gets its checkpoint and the message that says so.
+                result = self._finish()
+            except EvaluationCut:
+                pass  # a signal cut an evaluation short: save the training state and stop
             self._stop_if_signalled(signals, handlers)
         return result
 
