@@ -102,7 +102,7 @@ def test_sigint_during_the_final_evaluation_saves_a_checkpoint_then_resume_clear
 
 def test_sigterm_during_tokenization_stops_the_run(tmp_path):
     out = tmp_path / "out"
-    proc = Process(tmp_path, "-v", *fast("seqcls"), *local_data(tmp_path, 200000, 16),
+    proc = Process(tmp_path, "-v", *fast("seqcls"), *local_data(tmp_path, 60000, 16),
                    "data.max_train_samples=null", f"trainer.output_dir={out}")
     proc.wait_for(lambda: "tokenizing" in proc.output(), "tokenization")
     started = time.monotonic()
@@ -135,9 +135,8 @@ def half_created_store(db: Path) -> None:
     the schema migrated only half way."""
     from alembic import command
     from alembic.script import ScriptDirectory
-    from mlflow.store.db.base_sql_model import Base  # noqa: F401
-    from mlflow.store.db.initial_models import Base as InitialBase
     from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
     from sqlalchemy import create_engine
 
     url = f"sqlite:///{db}"
@@ -168,11 +167,14 @@ def test_resume_falls_back_from_a_damaged_checkpoint(tmp_path):
     checkpoints = tmp_path / "outputs" / "run" / "checkpoints"
     newest, previous = sorted(checkpoints.glob("step-*"))[::-1][:2]
     weights = newest / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
+    weights_before = weights.read_bytes()
+    weights.write_bytes(weights_before[:1000])  # truncated, as by a full disk
     done = run(tmp_path, *args, "trainer.resume=auto")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"checkpoint {newest} is damaged (model.safetensors has 1000 bytes" in done.stdout
-    assert f"resumed from {previous}" in done.stdout
+    assert (f"checkpoint {newest} is damaged (model.safetensors has 1000 bytes, "
+            f"{len(weights_before)} were written): falling back to {previous}") in done.stdout
+    _, (record,) = mlflow_runs(tmp_path / "mlflow.db")  # the same run, resumed
+    assert record.data.tags["runner.resumed"] == "true"
 
 
 def test_a_truncated_local_checkpoint_is_refused_before_anything_is_recorded(tmp_path):

@@ -90,8 +90,9 @@ class Checkpointer:
             why = damage(path)
             if why is None:
                 return path
-            log.warning("checkpoint %s is damaged (%s): falling back to the one before it",
-                        path, why)
+            before = [p for p in self.complete() if p.name < path.name]
+            log.warning("checkpoint %s is damaged (%s): falling back to %s", path, why,
+                        before[-1] if before else "none (no older checkpoint)")
         return None
 
     def clean_staging(self) -> None:
