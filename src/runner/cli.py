@@ -42,7 +42,7 @@ def report_errors() -> Iterator[None]:
         print("error: interrupted (SIGINT)", file=sys.stderr)
         sys.exit(Interrupted.exit_code)
     except OSError as err:  # a full or read-only disk met outside runner's own writes
-        found = disk_error(err, "writing the run's files", DISK_FIX)
+        found = disk_error(err, "the run", DISK_FIX)
         if found is None or in_multirun():
             raise
         print(f"error: {found}", file=sys.stderr)
