@@ -281,3 +281,35 @@ def test_a_read_only_store_is_named_with_a_fix(tmp_path):
     assert code == 2, output[-4000:]
     assert f"the MLflow store sqlite:///{disk}/mlflow.db cannot be written" in output
     assert "Traceback" not in output
+
+
+# ------------------------------------------------------- the signal watch, in this process
+
+
+def test_a_second_signal_in_the_training_loop_stops_at_once():
+    from runner.errors import Interrupted
+    from runner.train.signals import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as (received, _):
+        os.kill(os.getpid(), signal.SIGTERM)  # the first: a flag, the step goes on
+        assert received == [signal.SIGTERM]
+        with pytest.raises(Interrupted, match="stopped at once by a second signal"):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) == before  # put back as it was
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_whose_exception_a_destructor_swallowed_still_stops_the_run():
+    from runner.errors import Interrupted
+    from runner.train.signals import phase, watching
+
+    class SignalledWhileCollected:
+        def __del__(self):  # Python prints "Exception ignored in ... __del__" and goes on
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with watching():
+        phase("while tokenizing the data")
+        SignalledWhileCollected()  # collected at once: the handler raises inside __del__
+        with pytest.raises(Interrupted, match="stopped by SIGTERM while tokenizing the data"):
+            phase("before training started")  # the next stage boundary sees the signal
