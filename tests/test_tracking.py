@@ -561,6 +561,14 @@ def test_a_failing_job_fails_the_sweep_not_the_other_jobs(failing_sweep):
     assert parent.data.tags["runner.best_child_run_id"] == by_value["2"].info.run_id
 
 
+def test_a_failing_job_reports_its_user_error_without_a_traceback(failing_sweep):
+    work, result, _ = failing_sweep
+    log_text = result.stdout + result.stderr + "".join(
+        p.read_text() for p in work.path.glob("**/*.log"))
+    assert "job 0 (head.num_labels=1" in log_text and "failed:\nerror:" in log_text
+    assert "Traceback" not in log_text
+
+
 # --------------------------------------------------------- 9. MLFLOW_RUN_ID in a sweep
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from runner.errors import Preempted, RunnerError
+from runner.errors import DISK_FIX, Interrupted, Preempted, RunnerError, disk_error
 
 
 def in_multirun() -> bool:
@@ -36,6 +36,17 @@ def report_errors() -> Iterator[None]:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
+    except KeyboardInterrupt:  # a signal before (or after) the run's own watch
+        if in_multirun():
+            raise
+        print("error: interrupted (SIGINT)", file=sys.stderr)
+        sys.exit(Interrupted.exit_code)
+    except OSError as err:  # a full or read-only disk met outside runner's own writes
+        found = disk_error(err, "the run", DISK_FIX)
+        if found is None or in_multirun():
+            raise
+        print(f"error: {found}", file=sys.stderr)
+        sys.exit(found.exit_code)
 
 
 # Python objects config may name (Hydra instantiates `_target_`s, e.g. callbacks). runner's

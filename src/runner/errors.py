@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 
 
@@ -41,6 +43,43 @@ class ModelError(RunnerError):
 
 class FreezeError(RunnerError):
     """The freezing plan is unusable (nothing trainable, a pattern that matched nothing, ...)."""
+
+
+class TrackingError(RunnerError):
+    """The MLflow store or server cannot be used (unreachable, corrupt, read-only, ...)."""
+
+
+class DiskError(RunnerError):
+    """Writing the run's files failed: a full disk, a read-only one, a quota."""
+
+
+# What the environment (not the program) does to a write, and what to do about it.
+DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the filesystem is read-only",
+    errno.EACCES: "permission denied",
+}
+DISK_FIX = ("Free some space (or make it writable), or point trainer.output_dir at another "
+            "disk, then run the same command again (trainer.resume=auto continues from the "
+            "last checkpoint).")
+
+
+def disk_error(err: BaseException, doing: str, fix: str) -> DiskError | None:
+    """A DiskError for an OSError (anywhere in err's chain) a full or read-only disk
+    caused; None when the failure is something else. Libraries that write (safetensors,
+    torch) wrap the OSError or only keep its text, so the text is read too."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:
+            where = f" ({seen.filename})" if seen.filename else ""
+            return DiskError(f"{doing} failed: {DISK_ERRNOS[seen.errno]}{where}. {fix}")
+        text = str(seen)
+        for code, what in DISK_ERRNOS.items():
+            if os.strerror(code) in text:
+                return DiskError(f"{doing} failed: {what} ({text.splitlines()[0][:300]}). {fix}")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class Interrupted(RunnerError):

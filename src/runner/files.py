@@ -25,3 +25,28 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(payload, indent=2, default=str))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def unreadable_safetensors(path: Path) -> str | None:
+    """Why a .safetensors file cannot be loaded (truncated, not safetensors at all), or None.
+    Opening reads the header and checks the tensors cover the file exactly: cheap, no
+    tensor data is read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own error types)
+        return " ".join(str(err).split())[:200] or type(err).__name__
+    return None

@@ -20,7 +20,15 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> float | None:
     validate(cfg)  # every config problem at once, before anything heavy is imported
     fill_defaults(cfg)
+    from runner.train import signals
 
+    # One signal watch from here to the final save: whatever the run is doing, SIGINT /
+    # SIGTERM end it with run.json and MLflow saying so (a checkpoint first when training).
+    with signals.watching():
+        return _run(cfg, signals.phase)
+
+
+def _run(cfg: DictConfig, phase) -> float | None:
     from runner import distributed
     from runner.config.families import family_of, head_spec
     from runner.config.naming import hyperparameters, locate
@@ -55,10 +63,13 @@ def run(cfg: DictConfig) -> float | None:
           tracking.start(cfg, where, output_dir, resumed=resume_dir is not None) as tracker):
         seed_everything(cfg.trainer.seed)
         with state.main_process_first():  # rank 0 fills the on-disk caches, the rest read
+            phase("while loading the data")
             raw = load_data(cfg)
             tracker.log_datasets(raw, cfg.data)
             record_in_config(cfg, raw.labels)
+            phase("while preparing the tokenizer")
             tokenizer = load_tokenizer(cfg, raw)
+        phase("while building the model")
         config = build_config(cfg, raw.labels, config_values(cfg, tokenizer), checkpoint)
         model = build_model(cfg, config, checkpoint)
         adapters = add_adapters(model, family_of(cfg), head_spec(cfg), cfg.freeze)
@@ -72,8 +83,10 @@ def run(cfg: DictConfig) -> float | None:
         apply_plan(model, plan)
 
         task = task_for(cfg, tokenizer, raw.labels)
+        phase("while tokenizing the data")
         with state.main_process_first():
             features = task.features(raw)
+        phase("before training started")
         parts = build_training(cfg, model, task, features, plan, head_spec(cfg).body,
                                output_dir, resuming=resume_dir is not None)
         if cfg.trainer.auto_batch_size:  # what it chose is a hyperparameter of the run
@@ -88,9 +101,12 @@ def run(cfg: DictConfig) -> float | None:
             trainer.resume(resume_dir)
         result = trainer.fit()
 
+        phase(f"while saving the final model (training was done: the last checkpoint is in "
+              f"{output_dir / 'checkpoints'})")
         model_dir = save_final_model(cfg, trainer, tokenizer, output_dir, adapters)
         test = {}
         if raw.test is not None:  # scored once, by the weights the run ends with
+            phase("while scoring the test split (the model is saved)")
             test = trainer.score_test(task.split_features(raw.test))
             tracker.log_metrics(test, trainer.progress.step)
         name, _ = objective(cfg)
@@ -100,6 +116,7 @@ def run(cfg: DictConfig) -> float | None:
             best = {} if result.best_step is None else {"best_step": result.best_step}
             write_run_file(output_dir, metrics={**result.metrics, **test},
                            objective={name: value}, **best)
+        phase("after the run was recorded")
     print_summary({**result.metrics, **test}, name, model_dir)
     # an Optuna study over several objectives gets each (eval metrics or parameter counts)
     counts = {"params/trainable": plan.trainable, "params/total": plan.total,

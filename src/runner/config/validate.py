@@ -377,6 +377,9 @@ def validate(cfg: DictConfig) -> None:
         _check_objective(cfg, problems)
     _one_of(problems, "logger.name", cfg.logger.name, LOGGERS)
     _check_registry(cfg, problems)
+    if cfg.logger.name != "none" and not str(cfg.logger.get("experiment") or "").strip():
+        problems.append(Problem("logger.experiment", "is empty: MLflow needs an experiment name",
+                                "set logger.experiment=runner (or any name)"))
     _one_of(problems, "inspect.output", cfg.inspect.output, INSPECT_OUTPUTS)
     if cfg.inspect.depth < 1:
         problems.append(Problem("inspect.depth", f"{cfg.inspect.depth} must be >= 1",

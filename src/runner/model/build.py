@@ -28,6 +28,7 @@ from runner.config.families import (
 from runner.config.tasks import TASKS
 from runner.data.labels import Labels
 from runner.errors import ModelError
+from runner.files import unreadable_safetensors
 from runner.model import pooled  # noqa: F401 (registers runner's pooled classes)
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,13 @@ def check_local_checkpoint(path: Path, family: Family) -> bool:
             f"{family.name!r} expects {family.model_type!r}. Choose the model= preset that "
             "matches the checkpoint, or set model.family accordingly."
         )
+    for weights in sorted(path.glob("*.safetensors")):
+        why = unreadable_safetensors(weights)
+        if why:
+            raise ModelError(
+                f"model.checkpoint={str(path)!r}: {weights.name} cannot be read ({why}); it is "
+                "truncated or damaged. Copy or save the checkpoint again (save_pretrained), or "
+                "point model.checkpoint at an intact one.")
     return any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
 
 

@@ -11,10 +11,12 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from runner.files import pid_alive
 from runner.track import tags
 
 log = logging.getLogger(__name__)
@@ -77,20 +79,126 @@ def artifact_root(uri: str) -> str | None:
 # -------------------------------------------------------------------------- opening
 
 
+# A tracking server that does not answer fails the run in seconds, not after MLflow's
+# default of 7 retries with a 120 s timeout each; the user's own settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 def client_for(uri: str):
-    """A client whose store exists. A fresh sqlite file is created and migrated under a file
-    lock: MLflow's migrations fail when several processes run them on one new file."""
+    """A client whose store exists and can be written, else a TrackingError naming the
+    store and the fix. A fresh sqlite file is created under a file lock (MLflow's
+    migrations fail when several processes run them on one new file) and under a temporary
+    name, renamed into place once migrated: a signal mid-migration never leaves a
+    half-created store behind."""
     from filelock import FileLock
-    from mlflow.tracking import MlflowClient
 
     db = sqlite_file(uri)
     if db is None:
-        return MlflowClient(tracking_uri=uri)
-    db.parent.mkdir(parents=True, exist_ok=True)
+        if uri.startswith(("http://", "https://")):
+            for key, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+        return _opened(uri)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise store_error(uri, err) from None
+    # sqlite writes a journal beside the file, and the lock lives there too.
+    if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise store_error(uri, PermissionError("attempt to write a readonly database"))
     with FileLock(db.with_name(db.name + ".lock")):
+        if not db.is_file() or db.stat().st_size == 0:
+            _create(db)
+        else:
+            _set_aside_if_half_created(db)
+        return _opened(uri)
+
+
+def _opened(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    from runner.errors import RunnerError
+
+    try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # opens (creating, migrating) the store
+    except RunnerError:
+        raise  # a signal meanwhile
+    except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and requests each raise their own)
+        raise store_error(uri, err) from None
     return client
+
+
+def _create(db: Path) -> None:
+    """Create and migrate a new store as a temporary file, then rename it into place."""
+    for stale in db.parent.glob(f".{db.name}.*.creating"):  # we hold the lock: abandoned
+        stale.unlink(missing_ok=True)
+    staging = db.with_name(f".{db.name}.{os.getpid()}.creating")
+    try:
+        _opened(f"{SQLITE}{staging}")
+        os.replace(staging, db)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _set_aside_if_half_created(db: Path) -> None:
+    """A store whose creation was cut short (no runs, schema short of MLflow's latest: a
+    process killed mid-migration by an older runner or by plain MLflow) is moved aside and
+    created anew, saying so. A store with runs is never touched."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+            version = (con.execute("SELECT version_num FROM alembic_version").fetchone()
+                       if "alembic_version" in tables else None)
+            runs = (con.execute("SELECT count(*) FROM runs").fetchone()[0]
+                    if "runs" in tables else 0)
+        con.close()
+    except sqlite3.DatabaseError:
+        return  # not a database at all: opening it reports that, with the fix
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    if runs or (version and version[0] == _get_latest_schema_revision()):
+        return
+    aside = db.with_name(f"{db.name}.half-created-{int(time.time())}")
+    os.replace(db, aside)
+    log.warning("the MLflow store %s was left half-created (its schema migration was "
+                "interrupted; it holds no runs): moved it to %s and creating it anew", db, aside)
+    _create(db)
+
+
+def store_error(uri: str, err: BaseException):
+    """The TrackingError for a store that cannot be used: which store, why, what to do."""
+    from runner.errors import TrackingError
+
+    text = " ".join(str(err).split())[:300] or type(err).__name__
+    low = text.lower()
+    db = sqlite_file(uri)
+    if db is not None and ("not a database" in low or "malformed" in low):
+        why, fix = ("is not a readable SQLite database (corrupt, or another kind of file)",
+                    f"move it aside (mv {db} {db}.bad) so runner creates a fresh store, or "
+                    "point logger.tracking_uri at another store")
+    elif db is not None and ("readonly" in low or "read-only" in low
+                             or isinstance(err, PermissionError)):
+        why, fix = ("cannot be written (a read-only file, folder or filesystem)",
+                    "make the file and its folder writable, or point logger.tracking_uri at "
+                    "a writable store (logger.tracking_uri=sqlite:////tmp/mlflow.db)")
+    elif "out-of-date database schema" in low:
+        why, fix = ("was made by another MLflow version",
+                    f"back it up, then run `mlflow db upgrade {uri}`")
+    elif db is not None:
+        why, fix = ("cannot be opened", f"check that {db.parent} is a folder you can write, "
+                    "or point logger.tracking_uri at another store")
+    elif uri.startswith(("http://", "https://")):
+        why, fix = ("cannot be reached", "start the tracking server (mlflow server ...), "
+                    "check logger.tracking_uri, or run without tracking: logger=none")
+    else:
+        why, fix = ("is not a tracking store MLflow can use",
+                    "use sqlite:///path/to/mlflow.db, a folder path, or http(s)://host:port")
+    return TrackingError(f"logger.tracking_uri: the MLflow store {uri} {why} ({text}).\n"
+                         f"     fix: {fix}")
 
 
 @contextmanager
@@ -138,19 +246,9 @@ def run_exists(client, run_id: str) -> bool:
 # --------------------------------------------------------------------- runs left over
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _orphaned(run_tags: dict[str, str], host: str) -> bool:
     pid = run_tags.get(tags.PID, "")
-    return run_tags.get(tags.HOST) == host and pid.isdigit() and not _pid_alive(int(pid))
+    return run_tags.get(tags.HOST) == host and pid.isdigit() and not pid_alive(int(pid))
 
 
 def mark_orphaned_runs(client, exp_id: str) -> list[str]:

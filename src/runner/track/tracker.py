@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import logging
-import signal
 import tempfile
 import time
 import traceback
@@ -259,10 +258,6 @@ def _start_or_reattach(client, cfg: DictConfig, where, output_dir: Path, resumed
     return run.info.run_id
 
 
-def _raise_interrupt(signum, frame):
-    raise Interrupted(f"stopped by {signal.Signals(signum).name} before training started")
-
-
 @contextmanager
 def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[Any]:
     """Open (or reattach) the run; on exit set FINISHED, FAILED or KILLED truthfully."""
@@ -280,7 +275,6 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
     write_run_file(output_dir, mlflow_run_id=run_id, tracking_uri=uri)
     in_sweep = names.PARENT_RUN_ID in client.get_run(run_id).data.tags
     tracker = MlflowTracker(client, run_id, uri, cfg, in_sweep)
-    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         tracker.log_config(cfg)
         if not resumed:
@@ -295,8 +289,6 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
         killed = isinstance(err, (KeyboardInterrupt, Interrupted))
         _record_failure(client, run_id, err, killed)
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     client.set_terminated(run_id, status="FINISHED")
     log.info("MLflow run %s FINISHED (%s)", run_id, uri)
 

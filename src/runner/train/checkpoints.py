@@ -17,14 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
-from runner.files import write_json
+from runner.errors import RunnerError, disk_error
+from runner.files import unreadable_safetensors, write_json
 
 log = logging.getLogger(__name__)
 
 PREFIX = "step-"
 STAGING = ".staging-"
 PROGRESS = "progress.json"
+FILES = "files"  # in progress.json: each file of the checkpoint and its size in bytes
 
 
 class ResumeError(RunnerError):
@@ -38,6 +39,32 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / PROGRESS).is_file()]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def file_sizes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != PROGRESS}
+
+
+def damage(path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot be trusted (a file missing, truncated or
+    unreadable), or None when it looks whole. Checkpoints from before the file list are
+    checked for readable progress and weights only."""
+    try:
+        progress = json.loads((path / PROGRESS).read_text())
+    except (OSError, ValueError) as err:
+        return f"{PROGRESS} is unreadable ({err})"
+    for name, size in progress.get(FILES, {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, {size} were written"
+    for weights in sorted(path.rglob("*.safetensors")):
+        why = unreadable_safetensors(weights)
+        if why:
+            return f"{weights.name} is unreadable ({why})"
+    return None
 
 
 class Checkpointer:
@@ -55,6 +82,18 @@ class Checkpointer:
     def latest(self) -> Path | None:
         found = self.complete()
         return found[-1] if found else None
+
+    def newest_whole(self) -> Path | None:
+        """The newest checkpoint that passes `damage`; each damaged one newer than it is
+        named in a warning (and left in place for a look)."""
+        for path in reversed(self.complete()):
+            why = damage(path)
+            if why is None:
+                return path
+            before = [p for p in self.complete() if p.name < path.name]
+            log.warning("checkpoint %s is damaged (%s): falling back to %s", path, why,
+                        before[-1] if before else "none (no older checkpoint)")
+        return None
 
     def clean_staging(self) -> None:
         if self.root.is_dir() and self.accelerator.is_main_process:
@@ -74,21 +113,27 @@ class Checkpointer:
         try:
             accelerator.save_state(str(staging))
             if accelerator.is_main_process:
-                # progress.json is written last: its presence marks the state complete.
-                write_json(staging / PROGRESS, {**progress, "saved_at": time.time()})
+                # progress.json is written last: its presence marks the state complete, and
+                # its list of files and sizes lets resume verify the state before trusting it.
+                write_json(staging / PROGRESS, {**progress, "saved_at": time.time(),
+                                                FILES: file_sizes(staging)})
                 if final.exists():  # same step saved again (e.g. epoch end == save_every)
                     shutil.rmtree(final)
                 os.replace(staging, final)
-        except OSError as err:
+        except BaseException as err:
             if accelerator.is_main_process:
                 shutil.rmtree(staging, ignore_errors=True)
+            if not isinstance(err, Exception):
+                raise  # a second signal: stop now, the staging folder is gone
             previous = self.latest()
-            raise RunnerError(
-                f"saving the checkpoint for step {step} failed: {err}. "
-                f"The previous checkpoint is intact: {previous or 'none yet'}. Free disk space "
-                "or point trainer.output_dir at a writable disk, then resume with "
-                "trainer.resume=auto."
-            ) from err
+            doing = f"saving the checkpoint for step {step}"
+            fix = (f"The previous checkpoint is intact: {previous or 'none yet'}. Free disk "
+                   "space or point trainer.output_dir at a writable disk, then resume with "
+                   "trainer.resume=auto.")
+            found = disk_error(err, doing, fix)
+            if found is None and not isinstance(err, OSError):
+                raise
+            raise found or RunnerError(f"{doing} failed: {err}. {fix}") from err
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             for old in self.complete()[:-self.keep]:
@@ -108,4 +153,6 @@ class Checkpointer:
                 f"not plain tensors or values ({str(err).splitlines()[0]}). It was not written "
                 "by runner, or was tampered with; delete that checkpoint to resume from an "
                 "older one, or start fresh.") from None
-        return json.loads((path / PROGRESS).read_text())
+        saved = json.loads((path / PROGRESS).read_text())
+        saved.pop(FILES, None)
+        return saved

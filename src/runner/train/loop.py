@@ -22,8 +22,9 @@ from runner.errors import Pruned, RunnerError
 from runner.tasks.base import INDEX, Features, Task
 from runner.train import body_cache, scoring, trial
 from runner.train.best import BestWeights
-from runner.train.checkpoints import Checkpointer
+from runner.train.checkpoints import Checkpointer, ResumeError
 from runner.train.memory import frozen_modules_to_eval
+from runner.train.scoring import EvaluationCut
 from runner.train.setup import TrainingParts
 from runner.train.signals import stop_on_signals, stopped_by
 from runner.train.tally import DeviceTally
@@ -104,13 +105,19 @@ class Trainer:
         self.best = (BestWeights(parts.checkpointer.root.parent, self.accelerator)
                      if t.load_best else None)
         self.trial = trial.reporter(self.objective_name, self.accelerator)  # in an Optuna sweep
+        self.signals: list[int] = []  # received while training (runner.train.signals)
 
     # --- state
     def resume(self, run_dir: Path) -> None:
         checkpointer = Checkpointer(run_dir, self.t.keep_checkpoints, self.accelerator)
         checkpointer.clean_staging()
-        latest = checkpointer.latest()
+        latest = checkpointer.newest_whole()
         if latest is None:
+            if checkpointer.latest() is not None:
+                raise ResumeError(
+                    f"no checkpoint in {checkpointer.root} can be read: each one is damaged "
+                    "(see the warnings above). Delete the damaged checkpoints, or start fresh "
+                    "with trainer.resume=never and another trainer.output_dir.")
             return
         saved = checkpointer.load(latest)
         saved.pop("saved_at", None)
@@ -143,7 +150,8 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         self._sync()
         metrics = scoring.score(self.model, self.task, self.parts.eval_loader, self.features,
-                                self.accelerator, body=self.parts.body, replay=self.parts.replay)
+                                self.accelerator, body=self.parts.body, replay=self.parts.replay,
+                                stop=lambda: bool(self.signals))
         self._train_mode()
         return {f"eval/{k}": v for k, v in metrics.items()}
 
@@ -205,13 +213,21 @@ class Trainer:
         window = self.window
         window.reset()
         with stop_on_signals() as (signals, handlers):
-            while (p.epoch < self.parts.max_epochs and p.step < self.parts.total_steps
-                   and not self.stopped_early):
-                if not self._run_epoch(bar, window, signals, handlers):
-                    break
-                self._end_epoch()
-        bar.close()
-        return self._finish()
+            self.signals = signals
+            try:
+                while (p.epoch < self.parts.max_epochs and p.step < self.parts.total_steps
+                       and not self.stopped_early):
+                    if not self._run_epoch(bar, window, signals, handlers):
+                        break
+                    self._end_epoch()
+                bar.close()
+                # The final evaluation and save are inside the watch too: a signal there
+                # still gets its checkpoint and the message that says so.
+                result = self._finish()
+            except EvaluationCut:
+                pass  # a signal cut an evaluation short: save the training state and stop
+            self._stop_if_signalled(signals, handlers)
+        return result
 
     def _run_epoch(self, bar, window: LogWindow, signals: list[int], handlers: dict) -> bool:
         """The rest of the current epoch; False when training stopped inside it."""

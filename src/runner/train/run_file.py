@@ -29,6 +29,7 @@ def write_run_file(run_dir: Path, **fields: Any) -> None:
     path = Path(run_dir) / RUN_FILE
     current = json.loads(path.read_text()) if path.is_file() else {}
     current.update(fields)
+    current = {k: v for k, v in current.items() if v is not None}  # None: remove the key
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, current)
 
@@ -45,7 +46,9 @@ def recorded_status(run_dir: Path, is_main_process: bool, **fields: Any) -> Iter
     if not is_main_process:
         yield
         return
-    write_run_file(run_dir, **fields, status="RUNNING", pid=os.getpid())
+    # The error of an earlier, interrupted attempt is not this attempt's: a resumed run
+    # that finishes must not carry it.
+    write_run_file(run_dir, **fields, status="RUNNING", pid=os.getpid(), error=None)
     try:
         yield
     except BaseException as err:
