@@ -9,8 +9,10 @@ TORCH ?= torch==2.13.0
 run: $(VENV)/.installed
 	$(PY) -m runner
 
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so its
+# module-scoped fixtures (a trained run shared by its tests) are built once.
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests scripts benchmarks
