@@ -22,7 +22,7 @@ from runner.errors import ConfigError, Problem
 INITS = ("pretrained", "scratch")
 FREEZE_STRATEGIES = (
     "none", "head_only", "embeddings", "bottom_n", "top_n", "bitfit", "layernorm", "encoder",
-    "custom",
+    "custom", "gradual",
 )
 DATA_SOURCES = ("sample", "local", "hub")
 DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
@@ -63,11 +63,26 @@ class HeadConfig:
 
 
 @dataclass
+class StageConfig:
+    """One stage of freeze=gradual: from epoch `at_epoch` on, train as `strategy` says."""
+
+    at_epoch: int = MISSING
+    strategy: str = MISSING  # any freeze strategy but gradual
+    n: int | None = None
+    trainable: list[str] = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FreezeConfig:
     strategy: str = MISSING
     n: int | None = None  # bottom_n / top_n: number of blocks
     trainable: list[str] = field(default_factory=list)  # custom: regexes over param names
     frozen: list[str] = field(default_factory=list)
+    # gradual: one more block from the top every `every` epochs (embeddings last), or the
+    # explicit `stages` (empty = that default schedule)
+    every: int = 1
+    stages: list[StageConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +138,10 @@ class TrainerConfig:
     auto_batch_size: bool = False
     eval_batch_size: int = 64
     lr: float | None = None  # None = by freeze strategy (DEFAULT_LR)
+    head_lr: float | None = None  # the task head's own rate; None = trainer.lr
+    # Layer-wise rates: the top block gets trainer.lr, each block below `decay` times the
+    # one above, the embeddings lowest; None (or 1.0) = one rate for the body
+    layer_lr_decay: float | None = None
     weight_decay: float = 0.01
     schedule: str = "linear"
     warmup_ratio: float = 0.0

@@ -40,6 +40,12 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
+def saved_epoch(run_dir: Path) -> int:
+    """Epochs completed at the run's latest complete checkpoint (0: none)."""
+    found = complete_checkpoints(run_dir)
+    return json.loads((found[-1] / PROGRESS).read_text())["epoch"] if found else 0
+
+
 class Checkpointer:
     """Saves and finds full training state under <output_dir>/checkpoints."""
 
