@@ -161,15 +161,18 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-# top_n: the frozen-prefix cache is rebuilt by the resumed process and replays the same rows
-@pytest.mark.parametrize("freeze", [[], ["freeze=top_n", "freeze.n=1"]], ids=["none", "top_n"])
+# top_n: the frozen-prefix cache is rebuilt by the resumed process and replays the same rows.
+# gradual (2 blocks: head, top 1, top 2 from epochs 0, 1, 2): killed in stage 1, the resumed
+# run continues in stage 1 (no body cache there) and enters stage 2 at its epoch.
+@pytest.mark.parametrize("freeze", [[], ["freeze=top_n", "freeze.n=1"], ["freeze=gradual"]],
+                         ids=["none", "top_n", "gradual"])
 def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path, freeze):
     overrides = [*resume_overrides(), *freeze]
     args = [sys.executable, "-m", "runner", *overrides]
     straight = subprocess.run([*args, f"trainer.output_dir={tmp_path / 'straight'}"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
-    assert ("frozen prefix cached" in straight.stdout + straight.stderr) == bool(freeze)
+    assert ("frozen prefix cached" in straight.stdout + straight.stderr) == ("top_n" in str(freeze))
     expected = json.loads((tmp_path / "straight" / "run.json").read_text())["metrics"]
 
     out = tmp_path / "interrupted"
@@ -189,6 +192,10 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path, freeze)
                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {out}" in resumed.stdout + resumed.stderr
+    if freeze == ["freeze=gradual"]:
+        said = resumed.stdout + resumed.stderr
+        assert "stage 2 (from epoch 2: top_n n=2)" in said
+        assert "frozen-body feature cache: computed" not in said
     got = json.loads((out / "run.json").read_text())
     assert got["status"] == "FINISHED"
     for key in ("eval/loss", "eval/accuracy", "eval/f1_macro"):
