@@ -21,8 +21,8 @@ def test_groups_have_their_options():
     assert options("model") == ["bert", "distilbert", "gpt2", "minilm", "roberta", "t5"]
     assert options("head") == ["causal_lm", "qa", "seq2seq", "seqcls", "tokencls"]
     assert options("freeze") == ["bitfit", "bottom_n", "custom", "dora", "embeddings",
-                                 "encoder", "head_only", "ia3", "layernorm", "lora", "none",
-                                 "top_n"]
+                                 "encoder", "gradual", "head_only", "ia3", "layernorm", "lora",
+                                 "none", "top_n"]
     assert options("data") == ["hub", "local", "sample"]
     assert options("logger") == ["mlflow", "none"]
 

@@ -166,10 +166,12 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 # top_n: the frozen-prefix cache is rebuilt by the resumed process and replays the same rows;
-# lora: the adapters (and their dropout's RNG) come back from the checkpoint
+# lora: the adapters (and their dropout's RNG) come back from the checkpoint;
+# gradual (2 blocks: head, top 1, top 2 from epochs 0, 1, 2): killed in stage 1, the resumed
+# run continues in stage 1 (no body cache there) and enters stage 2 at its epoch.
 @pytest.mark.parametrize("freeze", [[], ["freeze=top_n", "freeze.n=1"],
-                                    ["freeze=lora", "trainer.lr=1e-3"]],
-                         ids=["none", "top_n", "lora"])
+                                    ["freeze=lora", "trainer.lr=1e-3"], ["freeze=gradual"]],
+                         ids=["none", "top_n", "lora", "gradual"])
 def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path, freeze):
     overrides = [*resume_overrides(), *freeze]
     args = [sys.executable, "-m", "runner", *overrides]
@@ -197,6 +199,10 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path, freeze)
                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {out}" in resumed.stdout + resumed.stderr
+    if freeze == ["freeze=gradual"]:
+        said = resumed.stdout + resumed.stderr
+        assert "stage 2 (from epoch 2: top_n n=2)" in said
+        assert "frozen-body feature cache: computed" not in said
     got = json.loads((out / "run.json").read_text())
     assert got["status"] == "FINISHED"
     for key in ("eval/loss", "eval/accuracy", "eval/f1_macro"):

@@ -37,10 +37,12 @@ def _run(cfg: DictConfig, phase) -> float | None:
     from runner.data.tokenizer import config_values, load_tokenizer
     from runner.model.adapters import add_adapters
     from runner.model.build import build_config, build_model, resolve_checkpoint, seed_everything
-    from runner.model.freeze import apply_plan, plan_for_model
+    from runner.model.freeze import apply_plan
     from runner.model.report import show_plan
+    from runner.model.stages import plan_stages, stage_at
     from runner.tasks import task_for
     from runner.track import tracker as tracking
+    from runner.train.checkpoints import saved_epoch
     from runner.train.final_model import save_final_model
     from runner.train.loop import Trainer
     from runner.train.resume import resolve_resume
@@ -73,10 +75,14 @@ def _run(cfg: DictConfig, phase) -> float | None:
         config = build_config(cfg, raw.labels, config_values(cfg, tokenizer), checkpoint)
         model = build_model(cfg, config, checkpoint)
         adapters = add_adapters(model, family_of(cfg), head_spec(cfg), cfg.freeze)
-        plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
-        show_plan(cfg, model, plan)
+        # One plan, or one per stage (freeze=gradual); a resumed run starts in its own.
+        stages = plan_stages(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
+        plan = stage_at(stages, saved_epoch(resume_dir) if resume_dir else 0).plan
+        show_plan(cfg, model, plan, stages)
         tracker.log_config(cfg, final=True)  # now with what the data decided
-        tracker.log_plan(model, plan)
+        tracker.log_plan(model, stages[0].plan)
+        if len(stages) > 1:
+            tracker.log_plan(model, stages[0].plan, folder="freeze/stages/0")
         if state.is_main_process:
             write_run_config(output_dir, cfg)
         tracker.describe(cfg, plan, raw)
@@ -88,7 +94,7 @@ def _run(cfg: DictConfig, phase) -> float | None:
             features = task.features(raw)
         phase("before training started")
         parts = build_training(cfg, model, task, features, plan, head_spec(cfg).body,
-                               output_dir, resuming=resume_dir is not None)
+                               output_dir, resuming=resume_dir is not None, stages=stages)
         if cfg.trainer.auto_batch_size:  # what it chose is a hyperparameter of the run
             chosen = {"trainer.chosen_batch_size": parts.batch_size,
                       "trainer.chosen_grad_accum": parts.grad_accum}
@@ -96,7 +102,8 @@ def _run(cfg: DictConfig, phase) -> float | None:
             if state.is_main_process:
                 write_run_file(output_dir, chosen=chosen)
         trainer = Trainer(cfg.trainer, parts, task, features, tracker.log_metrics,
-                          objective(cfg))
+                          objective(cfg), on_stage=lambda stage, step: tracker.log_plan(
+                              model, stage.plan, f"freeze/stages/{stage.index}", step))
         if resume_dir is not None:
             trainer.resume(resume_dir)
         result = trainer.fit()

@@ -22,7 +22,7 @@ from runner.errors import ConfigError, Problem
 INITS = ("pretrained", "scratch")
 FREEZE_STRATEGIES = (
     "none", "head_only", "embeddings", "bottom_n", "top_n", "bitfit", "layernorm", "encoder",
-    "custom", "lora", "dora", "ia3",
+    "custom", "lora", "dora", "ia3", "gradual",
 )
 # Strategies that add adapters (through peft) and train them with the head.
 ADAPTER_STRATEGIES = ("lora", "dora", "ia3")
@@ -70,6 +70,17 @@ class HeadConfig:
 
 
 @dataclass
+class StageConfig:
+    """One stage of freeze=gradual: from epoch `at_epoch` on, train as `strategy` says."""
+
+    at_epoch: int = MISSING
+    strategy: str = MISSING  # any freeze strategy but gradual
+    n: int | None = None
+    trainable: list[str] = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FreezeConfig:
     strategy: str = MISSING
     n: int | None = None  # bottom_n / top_n: number of blocks
@@ -82,6 +93,10 @@ class FreezeConfig:
     targets: list[str] | None = None  # module names (or name suffixes); None = family default
     feedforward: list[str] | None = None  # ia3: targets scaled on their input; None = default
     merge: bool | None = None  # merge adapters into the base weights when saving the model
+    # gradual: one more block from the top every `every` epochs (embeddings last), or the
+    # explicit `stages` (empty = that default schedule)
+    every: int = 1
+    stages: list[StageConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -137,6 +152,10 @@ class TrainerConfig:
     auto_batch_size: bool = False
     eval_batch_size: int = 64
     lr: float | None = None  # None = by freeze strategy (DEFAULT_LR)
+    head_lr: float | None = None  # the task head's own rate; None = trainer.lr
+    # Layer-wise rates: the top block gets trainer.lr, each block below `decay` times the
+    # one above, the embeddings lowest; None (or 1.0) = one rate for the body
+    layer_lr_decay: float | None = None
     weight_decay: float = 0.01
     schedule: str = "linear"
     warmup_ratio: float = 0.0

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.config import adapters
 from runner.config.families import ARCHITECTURE_KEYS, FAMILIES, supported_pairs_text
 from runner.config.pooling import POOLINGS, RUNNER_POOLINGS
+from runner.config.schedule import check_learning_rates, check_stages
 from runner.config.schema import (
     DATA_FORMATS,
     DATA_SOURCES,
@@ -373,6 +374,9 @@ def validate(cfg: DictConfig) -> None:
     _check_data(cfg, problems)
     _check_trainer(cfg, problems)
     check_output_dir(cfg, problems)
+    check_learning_rates(cfg.trainer, problems)
+    if cfg.freeze.strategy in FREEZE_STRATEGIES:
+        check_stages(cfg, problems)
     if head_ok:
         _check_objective(cfg, problems)
     _one_of(problems, "logger.name", cfg.logger.name, LOGGERS)

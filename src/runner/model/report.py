@@ -48,7 +48,23 @@ def module_table(model, plan, depth: int) -> list[dict[str, Any]]:
     return rows
 
 
-def report(cfg: DictConfig, model, plan) -> dict[str, Any]:
+def schedule_report(cfg: DictConfig, model, stages) -> dict[str, Any]:
+    """freeze=gradual's stages (more than one) and the layer-wise learning-rate groups."""
+    from runner.model.lr_groups import groups_for
+    from runner.model.stages import trainable_in_any
+
+    doc: dict[str, Any] = {}
+    if stages and len(stages) > 1:
+        doc["stages"] = [{"stage": s.index, "at_epoch": s.at_epoch, "strategy": s.settings.strategy,
+                          "n": s.settings.n, "trainable": s.plan.trainable} for s in stages]
+    groups = groups_for(cfg, model, trainable_in_any(stages) if stages else
+                        {n for n, p in model.named_parameters() if p.requires_grad})
+    if groups:
+        doc["lr_groups"] = [{"name": g.name, "lr": g.lr, "params": g.numel} for g in groups]
+    return doc
+
+
+def report(cfg: DictConfig, model, plan, stages=None) -> dict[str, Any]:
     pooling, why = pooling_of(cfg)
     return {
         "model_class": type(model).__name__,
@@ -72,6 +88,7 @@ def report(cfg: DictConfig, model, plan) -> dict[str, Any]:
             for row in module_table(model, plan, cfg.inspect.depth)
         ],
         "trainable_parameter_names": plan.trainable_names,
+        **schedule_report(cfg, model, stages),
     }
 
 
@@ -103,6 +120,13 @@ def format_table(doc: dict[str, Any], depth_rows: list[dict[str, Any]]) -> str:
         f"frozen {p['frozen']:,}",
     ]
     lines += [f"note: {n}" for n in doc["freeze"]["notes"]]
+    for s in doc.get("stages", []):
+        n = "" if s["n"] is None else f" n={s['n']}"
+        lines.append(f"stage {s['stage']}  from epoch {s['at_epoch']}: {s['strategy']}{n}, "
+                     f"{s['trainable']:,} trainable")
+    if doc.get("lr_groups"):
+        lines.append("learning rates  " + "  ".join(
+            f"{g['name']}={g['lr']:.3g} ({g['params']:,})" for g in doc["lr_groups"]))
     return "\n".join(lines)
 
 
@@ -110,18 +134,19 @@ def inspect_model(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
     from runner.model.adapters import add_adapters
     from runner.model.build import build_config, build_model, resolve_checkpoint, seed_everything
-    from runner.model.freeze import plan_for_model
+    from runner.model.stages import plan_stages
 
     seed_everything(cfg.trainer.seed)
     checkpoint = resolve_checkpoint(cfg, need_weights=cfg.model.init == "pretrained")
     model = build_model(cfg, build_config(cfg, checkpoint=checkpoint), checkpoint)
     adapters = add_adapters(model, family_of(cfg), head_spec(cfg), cfg.freeze)
-    plan = plan_for_model(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
-    doc = report(cfg, model, plan)
+    stages = plan_stages(model, family_of(cfg), head_spec(cfg), cfg.freeze, adapters)
+    plan = stages[0].plan
+    doc = report(cfg, model, plan, stages)
     doc["_rows"] = module_table(model, plan, cfg.inspect.depth)
     return doc
 
 
-def show_plan(cfg: DictConfig, model, plan) -> None:
+def show_plan(cfg: DictConfig, model, plan, stages=None) -> None:
     log.info("model and freezing plan:\n%s",
-             format_table(report(cfg, model, plan), module_table(model, plan, depth=2)))
+             format_table(report(cfg, model, plan, stages), module_table(model, plan, depth=2)))

@@ -56,7 +56,7 @@ class NullTracker:
     def log_params(self, params: dict[str, str], final: bool = False) -> None:
         pass
 
-    def log_plan(self, model, plan) -> None:
+    def log_plan(self, model, plan, folder: str = "freeze", step: int | None = None) -> None:
         pass
 
     def log_datasets(self, raw, data_cfg) -> None:
@@ -130,12 +130,16 @@ class MlflowTracker:
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch)
 
-    def log_plan(self, model, plan) -> None:
+    def log_plan(self, model, plan, folder: str = "freeze", step: int | None = None) -> None:
+        """The plan's counts and artifacts (under `folder`). Counts at `step`; None: the
+        plan the run starts with, at step 0."""
         from runner.model.report import module_table
 
         counts = {names.TOTAL: plan.total, names.TRAINABLE: plan.trainable,
                   names.FROZEN: plan.frozen, names.FRACTION: plan.trainable_fraction}
-        if not counts.keys() <= self.client.get_run(self.run_id).data.metrics.keys():
+        if step is not None:  # a stage of freeze=gradual began: MLflow plots the schedule
+            self.log_metrics(counts, step=step)
+        elif not counts.keys() <= self.client.get_run(self.run_id).data.metrics.keys():
             self.log_metrics(counts, step=0)  # a resumed run has them already (same config)
         rows = module_table(model, plan, depth=99)
         buffer = io.StringIO()
@@ -143,13 +147,14 @@ class MlflowTracker:
                                                      "frozen"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        self._log_text(buffer.getvalue(), "freeze/plan.csv")
+        self._log_text(buffer.getvalue(), f"{folder}/plan.csv")
         decisions = "\n".join(f"{d.param.name}\t{d.param.numel}\t"
                               f"{'trainable' if d.trainable else 'frozen'}\t{d.rule}"
                               for d in plan.decisions)
-        self._log_text("name\tnumel\tstate\trule\n" + decisions + "\n", "freeze/parameters.tsv")
+        self._log_text("name\tnumel\tstate\trule\n" + decisions + "\n",
+                       f"{folder}/parameters.tsv")
         if plan.notes:
-            self._log_text("\n".join(plan.notes) + "\n", "freeze/notes.txt")
+            self._log_text("\n".join(plan.notes) + "\n", f"{folder}/notes.txt")
         if plan.adapters:  # the settings as used (targets resolved), with the counts
             self._log_text(json.dumps(plan.adapters, indent=2) + "\n", "freeze/adapters.json")
 

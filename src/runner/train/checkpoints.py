@@ -67,6 +67,12 @@ def damage(path: Path) -> str | None:
     return None
 
 
+def saved_epoch(run_dir: Path) -> int:
+    """Epochs completed at the checkpoint a resume loads: the newest whole one (0: none)."""
+    whole = [p for p in complete_checkpoints(run_dir) if damage(p) is None]
+    return json.loads((whole[-1] / PROGRESS).read_text())["epoch"] if whole else 0
+
+
 class Checkpointer:
     """Saves and finds full training state under <output_dir>/checkpoints."""
 

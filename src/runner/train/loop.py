@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from runner.errors import Pruned, RunnerError
+from runner.model.stages import Stage
 from runner.tasks.base import INDEX, Features, Task
 from runner.train import body_cache, scoring, trial
 from runner.train.best import BestWeights
@@ -88,9 +89,11 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
 class Trainer:
     def __init__(self, t: DictConfig, parts: TrainingParts, task: Task, features: Features,
                  log_metrics: Callable[[dict[str, float], int], None],
-                 objective: tuple[str, str]):
+                 objective: tuple[str, str],
+                 on_stage: Callable[[Stage, int], None] | None = None):
         self.t, self.parts, self.task, self.features = t, parts, task, features
         self.log_metrics = log_metrics
+        self.on_stage = on_stage  # a new freezing stage began at this step
         self.objective_name, self.objective_mode = objective
         self.accelerator, self.model = parts.accelerator, parts.model
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -217,6 +220,7 @@ class Trainer:
             try:
                 while (p.epoch < self.parts.max_epochs and p.step < self.parts.total_steps
                        and not self.stopped_early):
+                    self._enter_stage()
                     if not self._run_epoch(bar, window, signals, handlers):
                         break
                     self._end_epoch()
@@ -228,6 +232,16 @@ class Trainer:
                 pass  # a signal cut an evaluation short: save the training state and stop
             self._stop_if_signalled(signals, handlers)
         return result
+
+    def _enter_stage(self) -> None:
+        """freeze=gradual: the stage of this epoch, if it is a new one."""
+        stage = self.parts.schedule.enter(self.parts, self.progress.epoch)
+        if stage is None:
+            return
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self._train_mode()  # the unfrozen blocks train with their dropout
+        if self.on_stage is not None:
+            self.on_stage(stage, self.progress.step)
 
     def _run_epoch(self, bar, window: LogWindow, signals: list[int], handlers: dict) -> bool:
         """The rest of the current epoch; False when training stopped inside it."""
@@ -300,13 +314,24 @@ class Trainer:
         loss = {} if mean_loss is None else {"train/loss": mean_loss}  # None: all skipped
         self.log_metrics({
             **loss,
-            "train/lr": self.parts.scheduler.get_last_lr()[0],
+            **self._learning_rates(),
             "train/samples_per_second": samples_per_second,
             "train/epoch": p.epoch + p.batch_in_epoch / len(self.parts.train_loader),
         }, p.step)
         bar.set_postfix(loss=f"{mean_loss:.4f}" if mean_loss is not None else "skipped",
                         samples_s=f"{samples_per_second:.0f}")
         window.reset()
+
+    def _learning_rates(self) -> dict[str, float]:
+        """train/lr: trainer.lr as scheduled; train/lr/<group> per layer-wise group."""
+        groups = self.parts.optimizer.param_groups
+        rates = self.parts.scheduler.get_last_lr()
+        first = groups[0]
+        named = "name" in first  # then trainer.lr is no group's own rate
+        lrs = {"train/lr": self.t.lr * rates[0] / first["initial_lr"] if named else rates[0]}
+        lrs.update({f"train/lr/{g['name']}": rate for g, rate in zip(groups, rates, strict=True)
+                    if "name" in g})
+        return lrs
 
     def _end_epoch(self) -> None:
         p = self.progress

@@ -21,12 +21,16 @@ from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from runner.distributed import use_cpu
+from runner.errors import ConfigError, Problem
+from runner.model.lr_groups import LrGroup, groups_for
 from runner.model.pooled import pooling_of
+from runner.model.stages import Stage, trainable_in_any
 from runner.tasks.base import INDEX, Features, Task
 from runner.train import body_cache, memory, prefix_cache
 from runner.train.accelerator import fresh_accelerator
 from runner.train.batching import TrainBatches, eval_batches
 from runner.train.checkpoints import PROGRESS, Checkpointer
+from runner.train.unfreeze import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +55,19 @@ class TrainingParts:
     max_epochs: int  # epochs the loop may start (enough for total_steps under max_steps)
     batch_size: int  # rows per micro-batch (trainer.batch_size, or what auto chose)
     grad_accum: int  # micro-batches per optimizer step
+    schedule: Schedule  # the freezing stages (one, unless freeze=gradual)
 
 
 def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features: Features,
-                   plan, body_name: str, output_dir: Path, resuming: bool = False
-                   ) -> TrainingParts:
+                   plan, body_name: str, output_dir: Path, resuming: bool = False,
+                   stages: list[Stage] | None = None) -> TrainingParts:
     """Build the run's training parts. The order matters: the feature cache runs the bare
-    body before accelerate prepares (and, with several processes, wraps) the model."""
+    body before accelerate prepares (and, with several processes, wraps) the model.
+    `plan` is the one applied now; `stages` all of the run's (freeze=gradual), `plan`'s
+    among them."""
     t = cfg.trainer
+    schedule = Schedule(cfg, stages or [], next((s for s in stages or [] if s.plan is plan),
+                                                None), body_name)
     # Non-blocking copies from pinned memory: moving a batch to the GPU must not wait for
     # the previous step to finish (a plain copy synchronizes the host with the device).
     acc = fresh_accelerator(mixed_precision=t.mixed_precision,
@@ -71,7 +80,10 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     lengths = {split: _lengths(getattr(features, split)) for split in ("train", "validation")}
     body = body_of(model, body_name)  # before accelerate wraps the model
     replay = body_cache_replay(cfg, plan, model, body_name, task, features, lengths, acc)
-    if replay is None:
+    if replay is None and schedule.staged:
+        log.info("frozen prefix not cached: freeze=gradual moves the frozen prefix at "
+                 "every stage")
+    elif replay is None:
         replay = prefix_cache.prepare(
             cfg, plan, model, body_name,
             _cache_loaders(features, collate, lengths, t.eval_batch_size), acc, output_dir,
@@ -92,8 +104,20 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
     # Fused AdamW: one kernel, and it skips a step on the device when told to (found_inf),
     # so trainer.nan_policy=skip needs no host sync (runner.train.tally).
     fused = acc.device.type in _get_fused_kernels_supported_devices()
-    optimizer = torch.optim.AdamW(optimizer_groups(model, t.weight_decay), lr=t.lr,
-                                  fused=fused or None)
+    # Every tensor some stage trains joins now; a frozen one has no gradient, and AdamW
+    # leaves it (and its state) alone until its stage (runner.train.unfreeze).
+    in_optimizer = (trainable_in_any(stages) if stages else
+                    {n for n, p in model.named_parameters() if p.requires_grad})
+    groups = groups_for(cfg, model, in_optimizer)
+    if groups:
+        log.info("learning rates: %s", ", ".join(f"{g.name} {g.lr:.3g}" for g in groups))
+    optimizer = torch.optim.AdamW(optimizer_groups(model, t.weight_decay, groups, in_optimizer),
+                                  lr=t.lr, fused=fused or None)
+    if schedule.staged and acc.num_processes > 1:
+        raise ConfigError([Problem(
+            "freeze.strategy", f"gradual unfreezing runs in one process, and this run has "
+            f"{acc.num_processes} (DDP fixes the trainable tensors when it wraps the model)",
+            "launch it as one process, or choose a fixed freeze strategy")])
     model, optimizer, train_loader, eval_loader = acc.prepare(
         model, optimizer, train_loader, eval_loader)
     total_steps, max_epochs = step_budget(t, len(train_loader), grad_accum)
@@ -106,7 +130,7 @@ def build_training(cfg: DictConfig, model: torch.nn.Module, task: Task, features
         train_loader=train_loader, train_batches=train_batches, eval_loader=eval_loader,
         body=body, replay=replay, frozen_dropout=frozen_dropout, checkpointer=checkpointer,
         total_steps=total_steps, max_epochs=max_epochs, batch_size=batch_size,
-        grad_accum=grad_accum)
+        grad_accum=grad_accum, schedule=schedule)
 
 
 def step_budget(t: DictConfig, batches_per_epoch: int, grad_accum: int | None = None
@@ -118,22 +142,32 @@ def step_budget(t: DictConfig, batches_per_epoch: int, grad_accum: int | None = 
     return t.max_steps, math.ceil(t.max_steps / steps_per_epoch)
 
 
-def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Trainable parameters only; no weight decay on biases and normalization weights."""
+def optimizer_groups(model: torch.nn.Module, weight_decay: float,
+                     lr_groups: list[LrGroup] | None = None,
+                     names: set[str] | None = None) -> list[dict[str, Any]]:
+    """The tensors named (default: the trainable ones); no weight decay on biases and
+    normalization weights. With layer-wise rates, that split within each named group (its
+    param groups carry `name` and `lr`)."""
     norm_params = {
         id(p) for m in model.modules() if "norm" in type(m).__name__.lower()
         for p in m.parameters(recurse=False)
     }
-    decay, no_decay = [], []
+    group_of = {n: g.name for g in lr_groups or () for n in g.names}
+    split: dict[tuple[str | None, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not (p.requires_grad if names is None else name in names):
             continue
-        if name.endswith("bias") or id(p) in norm_params:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [g for g in ({"params": decay, "weight_decay": weight_decay},
-                        {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+        decays = not (name.endswith("bias") or id(p) in norm_params)
+        split.setdefault((group_of.get(name), decays), []).append(p)
+    out = []
+    for group in lr_groups or [None]:
+        key = group.name if group else None
+        for decays in (True, False):
+            if split.get((key, decays)):
+                named = {"name": group.name, "lr": group.lr} if group else {}
+                out.append({"params": split[(key, decays)],
+                            "weight_decay": weight_decay if decays else 0.0, **named})
+    return out
 
 
 def _lengths(ds) -> list[int]:
