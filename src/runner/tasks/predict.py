@@ -94,7 +94,7 @@ def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
     for row_index, row in enumerate(rows):
         spans = (qa_windows._best_span(starts[w][:len(offsets)], ends[w][:len(offsets)],
                                        offsets, head.n_best, head.max_answer_length)
-                 for w, offsets in grouped.get(str(row_index), []))
+                 for w, offsets, _ in grouped.get(str(row_index), []))
         best = max((s for s in spans if s is not None), key=lambda s: s.score, default=None)
         if best is None:
             yield {"answer": "", "start": None, "score": None}
