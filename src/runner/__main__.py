@@ -34,12 +34,24 @@ def main(cfg: DictConfig) -> float | None:
         return run(cfg)
 
 
+def register_sweeper() -> None:
+    """runner's Optuna sweeper, registered by hand: Hydra's plugin scan cannot list the
+    modules behind an editable install's path hook (pip install -e), and refuses a sweeper
+    class it has not registered. Harmless where the scan found it too."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.runner_optuna_sweeper.sweeper import RunnerOptunaSweeper
+
+    Plugins.instance().register(RunnerOptunaSweeper)
+
+
 def entry() -> None:
     argv, verbose = console.strip_verbose(sys.argv[1:])
     sys.argv[1:] = argv  # Hydra reads sys.argv
     console.setup(verbose)
     refuse_unlisted_targets(argv)
     share_run_stamp(argv)  # before Hydra composes: all ranks, one run directory
+    register_sweeper()
     try:
         main()
     except SystemExit as exited:

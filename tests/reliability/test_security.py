@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -60,6 +61,11 @@ def test_tampered_checkpoint_is_refused_on_resume(tmp_path):
     (checkpoint,) = (out / "checkpoints").glob("step-*")
     marker = tmp_path / "code-ran"
     (checkpoint / "optimizer.bin").write_bytes(pickle.dumps(Payload(marker)))
+    # The file list agrees with the tampered file (else resume sets the checkpoint aside as
+    # damaged before reading it): what stops the pickle is the loader's own refusal.
+    progress = json.loads((checkpoint / "progress.json").read_text())
+    progress["files"]["optimizer.bin"] = (checkpoint / "optimizer.bin").stat().st_size
+    (checkpoint / "progress.json").write_text(json.dumps(progress))
     info = (out / "run.json").read_text().replace('"FINISHED"', '"RUNNING"')
     (out / "run.json").write_text(info)
     resumed = run_cli(*args, "trainer.resume=auto", cwd=tmp_path)

@@ -217,6 +217,11 @@ class RunnerConfig:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="runner_schema", node=RunnerConfig)
+    # hydra/sweeper=optuna (runner's sweeper). Hydra registers it when its plugin scan
+    # imports the module, but that scan cannot list modules behind the path hook of an
+    # editable install (pip install -e): importing it here registers it either way (its
+    # class: runner.__main__.register_sweeper).
+    import hydra_plugins.runner_optuna_sweeper.config  # noqa: F401
 
 
 def package_path(package: str, *parts: str) -> str:
