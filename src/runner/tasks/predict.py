@@ -90,12 +90,10 @@ def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
         starts.extend(out.start_logits.float().cpu().numpy())
         ends.extend(out.end_logits.float().cpu().numpy())
     head = task.cfg.head
-    grouped = qa_windows._offsets_by_example(meta)
+    spans = qa_windows.best_spans(examples, qa_windows.group_by_example(meta), starts, ends,
+                                  head.n_best, head.max_answer_length)
     for row_index, row in enumerate(rows):
-        spans = (qa_windows._best_span(starts[w][:len(offsets)], ends[w][:len(offsets)],
-                                       offsets, head.n_best, head.max_answer_length)
-                 for w, offsets, _ in grouped.get(str(row_index), []))
-        best = max((s for s in spans if s is not None), key=lambda s: s.score, default=None)
+        best = spans[str(row_index)]
         if best is None:
             yield {"answer": "", "start": None, "score": None}
             continue

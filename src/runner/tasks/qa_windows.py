@@ -108,14 +108,37 @@ def postprocess_predictions(
         raise ValueError(
             f"got {len(start_logits)} start logits arrays but {len(end_logits)} end logits arrays"
         )
-    offsets_by_example = _offsets_by_example(features)
+    offsets_by_example = group_by_example(features)
     n_features = sum(len(v) for v in offsets_by_example.values())
     if n_features != len(start_logits):
         raise ValueError(
             f"got {n_features} features but {len(start_logits)} logits arrays; "
             "there must be one per feature, in the same order"
         )
+    examples = list(examples)  # read twice: once for the spans, once for their text
+    spans = best_spans(examples, offsets_by_example, start_logits, end_logits, n_best,
+                       max_answer_length, null_score_diff_threshold)
     answers = {}
+    for example in examples:
+        span = spans[example["id"]]
+        answers[example["id"]] = (
+            example["context"][span.start_char : span.end_char].strip() if span else ""
+        )
+    return answers
+
+
+def best_spans(
+    examples: Iterable[Mapping[str, Any]],
+    offsets_by_example: Mapping[str, list[tuple[int, Offsets, int]]],
+    start_logits: Sequence[Any],
+    end_logits: Sequence[Any],
+    n_best: int,
+    max_answer_length: int,
+    null_score_diff_threshold: float | None = None,
+) -> dict[str, Span | None]:
+    """Each example's best-scoring span over its features (`offsets_by_example`, as
+    `offsets_by_example` groups them), None where it has none or "no answer" wins."""
+    found: dict[str, Span | None] = {}
     for example in examples:
         features_of = offsets_by_example.get(example["id"], [])
         spans = (
@@ -136,14 +159,12 @@ def postprocess_predictions(
                        for i, _, cls in features_of)
             if null - best.score > null_score_diff_threshold:
                 best = None
-        answers[example["id"]] = (
-            example["context"][best.start_char : best.end_char].strip() if best else ""
-        )
-    return answers
+        found[example["id"]] = best
+    return found
 
 
 @dataclass(frozen=True)
-class _Span:
+class Span:
     score: float
     start_char: int
     end_char: int
@@ -214,7 +235,7 @@ def _answer_token_span(
     return start, end
 
 
-def _offsets_by_example(
+def group_by_example(
     features: Iterable[Mapping[str, Any]],
 ) -> dict[str, list[tuple[int, Offsets, int]]]:
     """Each example's features as (feature index, offset mapping, no-answer index), read in
@@ -232,9 +253,9 @@ def _best_span(
     offsets: Offsets,
     n_best: int,
     max_answer_length: int,
-) -> _Span | None:
+) -> Span | None:
     """The highest-scoring valid span of one feature, or None if it has none."""
-    best: _Span | None = None
+    best: Span | None = None
     top_ends = _top_indices(end_logits, n_best)
     for start in _top_indices(start_logits, n_best):
         for end in top_ends:
@@ -242,7 +263,7 @@ def _best_span(
                 continue
             score = float(start_logits[start] + end_logits[end])
             if best is None or score > best.score:
-                best = _Span(score, offsets[start][0], offsets[end][1])
+                best = Span(score, offsets[start][0], offsets[end][1])
     return best
 
 
