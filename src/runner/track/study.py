@@ -129,8 +129,6 @@ def problems(config: DictConfig, arguments: list[str]) -> list[Problem]:
         problem = job_trial.storage_problem(str(conf.storage))
         if problem is not None:
             found.append(problem)
-        elif "://" in str(conf.storage) and not str(conf.storage).startswith("journal"):
-            found += _url_problem(str(conf.storage))
     try:
         space, _ = search_space(conf, arguments)
         if conf.sampler == "grid":
@@ -163,20 +161,6 @@ def _direction_problems(conf: DictConfig) -> list[Problem]:
                              "objectives: Optuna prunes single-objective studies only",
                              f"set {KEY}.pruner=none"))
     return found
-
-
-def _url_problem(url: str) -> list[Problem]:
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        create_engine(url).dispose()  # finds the dialect and driver; connects to nothing
-    except (ArgumentError, NoSuchModuleError, ImportError) as err:
-        return [Problem(f"{KEY}.storage", f"{url!r} is no database URL runner can open "
-                        f"({err})", "use sqlite:///optuna.db, postgresql://user@host/db "
-                        "(with its driver installed), ... or a journal file: "
-                        "journal:///path/optuna.log")]
-    return []
 
 
 def check(config: DictConfig, arguments: list[str]) -> None:

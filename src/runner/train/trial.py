@@ -73,6 +73,21 @@ def storage_problem(url: str) -> Problem | None:
                 else folder.is_dir() and os.access(folder, os.W_OK)):
             return Problem("hydra.sweeper.storage", f"{url!r}: cannot write {path}",
                            "point it at a writable file or folder")
+    return _driver_problem(url)
+
+
+def _driver_problem(url: str) -> Problem | None:
+    """Why SQLAlchemy cannot open `url` (an unknown dialect, a driver not installed)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        create_engine(url).dispose()  # finds the dialect and driver; connects to nothing
+    except (ArgumentError, NoSuchModuleError, ImportError) as err:
+        return Problem("hydra.sweeper.storage", f"{url!r} is no database URL runner can open "
+                       f"({err})", "use sqlite:///optuna.db, postgresql://user@host/db "
+                       "(with its driver installed), ... or a journal file: "
+                       "journal:///path/optuna.log")
     return None
 
 
