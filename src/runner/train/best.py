@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from runner.files import write_json
+from runner.files import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ class BestWeights:
             tensors = {name: p.detach().to("cpu", copy=True).contiguous()
                        for name, p in unwrapped.named_parameters() if p.requires_grad}
             self.root.mkdir(parents=True, exist_ok=True)
-            staging = self.root / f".{WEIGHTS}.tmp"
-            save_file(tensors, str(staging))
-            staging.replace(self.root / WEIGHTS)
+            atomic_write(self.root / WEIGHTS, save(tensors))
             write_json(self.root / INFO, {"step": step, "metrics": metrics})
         acc.wait_for_everyone()
 
