@@ -1,8 +1,10 @@
 """trainer.load_best: the weights of the best evaluation by the objective, kept on disk.
 
-Only trainable parameters change during training, so only they are kept (a head_only
-run keeps a few kilobytes). They live in <output_dir>/best/, written atomically, so a
-resumed run still knows the best weights its first attempt found.
+Only the parameters the optimizer holds change during training, so only they are kept
+(a head_only run keeps a few kilobytes); under freeze=gradual that is every tensor some
+stage trains, so a best found in an early stage comes back whole. They live in
+<output_dir>/best/, written atomically, so a resumed run still knows the best weights its
+first attempt found.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ class BestWeights:
         self.root = Path(output_dir) / "best"
         self.accelerator = accelerator
 
-    def keep(self, model: torch.nn.Module, step: int, metrics: dict[str, float]) -> None:
-        """Record the model's trainable weights as the best so far (main process writes)."""
+    def keep(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+             metrics: dict[str, float]) -> None:
+        """Record the weights the optimizer trains as the best so far (main process writes)."""
         acc = self.accelerator
         if acc.is_main_process:
             unwrapped = acc.unwrap_model(model)
+            held = {id(p) for group in optimizer.param_groups for p in group["params"]}
             tensors = {name: p.detach().to("cpu", copy=True).contiguous()
-                       for name, p in unwrapped.named_parameters() if p.requires_grad}
+                       for name, p in unwrapped.named_parameters() if id(p) in held}
             self.root.mkdir(parents=True, exist_ok=True)
             atomic_write(self.root / WEIGHTS, save(tensors))
             write_json(self.root / INFO, {"step": step, "metrics": metrics})

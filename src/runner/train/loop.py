@@ -187,7 +187,7 @@ class Trainer:
             self.progress.best_objective = value
             self.progress.evals_without_improvement = 0
             if self.best is not None:
-                self.best.keep(self.model, self.progress.step, metrics)
+                self.best.keep(self.model, self.parts.optimizer, self.progress.step, metrics)
         else:
             self.progress.evals_without_improvement += 1
         if self.accelerator.is_main_process:
