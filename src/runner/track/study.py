@@ -218,9 +218,9 @@ def ask_lock(storage: str):
     max_trials exactly (a server database: best effort)."""
     from filelock import FileLock
 
-    journal = job_trial.journal_path(storage)
-    path = journal or (Path(storage[len("sqlite:///"):]) if storage.startswith("sqlite:///")
-                       else None)
+    from runner.track.store import sqlite_file
+
+    path = job_trial.journal_path(storage) or sqlite_file(storage)
     return FileLock(f"{path}.ask.lock") if path is not None else nullcontext()
 
 
