@@ -168,6 +168,37 @@ def test_load_best_scores_the_best_evaluation_and_saves_its_weights(tmp_path):
                                     if k.startswith("test/")}, abs=1e-6)
 
 
+def test_load_best_under_gradual_brings_back_every_tensor_of_an_early_best(tmp_path):
+    """The best evaluation is in stage 0 (head only; objective: the lowest accuracy, ties to
+    the first), stage 1 trains the whole model: the saved model must be stage 0's weights,
+    body included, not stage 0's head over stage 1's body."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "seqcls"
+    stages = "[{at_epoch:0,strategy:head_only},{at_epoch:1,strategy:none}]"
+    cfg = compose([*fast("seqcls", "bert", "freeze=gradual", f"freeze.stages={stages}",
+                         "trainer.lr=1e-2", "trainer.max_epochs=2", "data.max_train_samples=24",
+                         f"data.max_eval_samples={TEST_ROWS}", "trainer.load_best=true",
+                         "trainer.objective=eval/accuracy", "trainer.objective_mode=min",
+                         "trainer.keep_checkpoints=2"),
+                   f"data.test_file={_test_file('seqcls', tmp_path)}",
+                   f"trainer.output_dir={out}", "logger=none"])
+    run(cfg)
+    record = _record(out)
+    first, last = (load_file(str(p / "model.safetensors"))
+                   for p in sorted((out / "checkpoints").glob("step-*")))
+    assert record["best_step"] == 3  # the end of epoch 0: 24 rows, batches of 8
+    assert (out / "checkpoints" / "step-00000003").is_dir()
+    saved = load_file(str(out / "model" / "model.safetensors"))
+    body = [k for k in saved if k.startswith("bert.encoder.")]
+    assert body and all(not torch.equal(first[k], last[k]) for k in body)  # stage 1 trained
+    assert set(saved) == set(first) and all(torch.equal(saved[k], first[k]) for k in saved)
+    # The test rows are the validation rows: the restored weights score the best evaluation.
+    metrics_ = record["metrics"]
+    assert metrics_["test/loss"] == pytest.approx(metrics_["eval/loss"])
+    assert metrics_["test/accuracy"] == pytest.approx(metrics_["eval/accuracy"])
+
+
 # ------------------------------------------------------------------ predict, every head
 
 

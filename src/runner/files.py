@@ -1,4 +1,5 @@
-"""Files that are never seen half-written, and locks between processes.
+"""Files that are never seen half-written, locks between processes, and the file a
+sqlite URL names.
 
 Every write that another process (or the next run) may read goes through `atomic_write`:
 the content is staged beside the target and renamed into place (atomic on one filesystem).
@@ -50,3 +51,16 @@ def unreadable_safetensors(path: Path) -> str | None:
     except Exception as err:  # noqa: BLE001  (safetensors raises its own error types)
         return " ".join(str(err).split())[:200] or type(err).__name__
     return None
+
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file a sqlite URL names (relative: sqlite:///x.db, absolute:
+    sqlite:////abs/x.db), else None (another URL, or an in-memory database). One parser
+    for the MLflow store and the Optuna storage."""
+    if not url.startswith(SQLITE):
+        return None
+    path = url[len(SQLITE):]
+    return None if path in ("", ":memory:") else Path(path)

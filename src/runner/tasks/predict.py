@@ -78,7 +78,9 @@ def _tag(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
 
 def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
     """{"answer", "start", "score"}: the best span of the context (start: its character
-    offset; score: start + end logit), as evaluation post-processes it."""
+    offset; score: start + end logit), as evaluation post-processes it. A SQuAD v2 run
+    decides "no answer" as its evaluation does (head.null_score_diff_threshold) and adds
+    "no_answer": true with answer "" (start and score null), else false."""
     # Windows find their row by id: the row's position, whatever ids the file repeats.
     examples = [{**r, "id": str(i), "answers": {"text": [], "answer_start": []}}
                 for i, r in enumerate(rows)]
@@ -89,18 +91,19 @@ def _answer(task: Task, model, rows, batch_size, device) -> Iterator[dict]:
             out = model(**batch)
         starts.extend(out.start_logits.float().cpu().numpy())
         ends.extend(out.end_logits.float().cpu().numpy())
-    head = task.cfg.head
+    head, threshold = task.cfg.head, task.null_score_diff_threshold()
     spans = qa_windows.best_spans(examples, qa_windows.group_by_example(meta), starts, ends,
-                                  head.n_best, head.max_answer_length)
+                                  head.n_best, head.max_answer_length, threshold)
     for row_index, row in enumerate(rows):
         best = spans[str(row_index)]
         if best is None:
-            yield {"answer": "", "start": None, "score": None}
-            continue
-        text = row["context"][best.start_char:best.end_char]
-        stripped = text.lstrip()  # offsets of some tokenizers include the space before
-        yield {"answer": stripped.rstrip(), "score": best.score,
-               "start": best.start_char + len(text) - len(stripped)}
+            line = {"answer": "", "start": None, "score": None}
+        else:
+            text = row["context"][best.start_char:best.end_char]
+            stripped = text.lstrip()  # offsets of some tokenizers include the space before
+            line = {"answer": stripped.rstrip(), "score": best.score,
+                    "start": best.start_char + len(text) - len(stripped)}
+        yield line if threshold is None else {**line, "no_answer": not line["answer"]}
 
 
 def _generate(task: Task, model, rows, batch_size, device, max_new_tokens) -> Iterator[dict]:

@@ -85,10 +85,16 @@ class QuestionAnswering(Task):
         starts = [state.extra["start"][i] for i in order]
         ends = [state.extra["end"][i] for i in order]
         head = self.cfg.head
-        v2 = bool(head.version_2_with_negative)
+        threshold = self.null_score_diff_threshold()
         predictions = qa_windows.postprocess_predictions(
             features.eval_examples, meta, starts, ends, n_best=head.n_best,
-            max_answer_length=head.max_answer_length,
-            null_score_diff_threshold=head.null_score_diff_threshold if v2 else None)
+            max_answer_length=head.max_answer_length, null_score_diff_threshold=threshold)
         references = {e["id"]: list(e["answers"]["text"]) for e in features.eval_examples}
-        return metrics.squad_metrics(predictions, references, no_answer=v2)
+        return metrics.squad_metrics(predictions, references, no_answer=threshold is not None)
+
+    def null_score_diff_threshold(self) -> float | None:
+        """SQuAD v2 runs (head.version_2_with_negative, which the data checks demand for
+        questions without answers) predict "no answer" by this threshold; v1 runs: None,
+        always the best span. Evaluation and runner.predict both decide by it."""
+        head = self.cfg.head
+        return float(head.null_score_diff_threshold) if head.version_2_with_negative else None

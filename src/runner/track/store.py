@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runner.files import pid_alive
+from runner.files import SQLITE, pid_alive, sqlite_file
 from runner.track import tags
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE = "mlflow.db"
-SQLITE = "sqlite:///"
 ORPHAN_CHECK_LIMIT = 500  # RUNNING runs looked at per start
 
 
@@ -50,13 +49,6 @@ def launch_dir() -> Path:
     if hydra is not None and hydra.HydraConfig.initialized():
         return Path(hydra.HydraConfig.get().runtime.cwd)
     return Path.cwd()
-
-
-def sqlite_file(uri: str) -> Path | None:
-    if not uri.startswith(SQLITE):
-        return None
-    path = uri[len(SQLITE):]
-    return None if path in ("", ":memory:") else Path(path)
 
 
 def local_store_path(uri: str) -> Path | None:

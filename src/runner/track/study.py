@@ -218,7 +218,7 @@ def ask_lock(storage: str):
     max_trials exactly (a server database: best effort)."""
     from filelock import FileLock
 
-    from runner.track.store import sqlite_file
+    from runner.files import sqlite_file
 
     path = job_trial.journal_path(storage) or sqlite_file(storage)
     return FileLock(f"{path}.ask.lock") if path is not None else nullcontext()

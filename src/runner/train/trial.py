@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem, Pruned
+from runner.files import SQLITE, sqlite_file
 
 STORAGE_ENV = "RUNNER_TRIAL_STORAGE"
 STUDY_ENV = "RUNNER_TRIAL_STUDY"
@@ -45,10 +46,9 @@ def absolute_storage(url: str) -> str:
     journal = journal_path(url)
     if journal is not None:
         return JOURNAL_PREFIX + str(journal.resolve())
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = url[len("sqlite:///"):]
-        if path and path != ":memory:":
-            return "sqlite:///" + str(Path(path).expanduser().resolve())
+    path = sqlite_file(url)
+    if path is not None and not path.is_absolute():
+        return SQLITE + str(path.expanduser().resolve())
     return url
 
 
@@ -66,8 +66,8 @@ def storage_problem(url: str) -> Problem | None:
     if "://" not in url:
         return Problem("hydra.sweeper.storage", f"{url!r} is neither a database URL nor a "
                        "journal file", fix)
-    if url.startswith("sqlite:///"):
-        path = Path(absolute_storage(url)[len("sqlite:///"):])
+    path = sqlite_file(absolute_storage(url))
+    if path is not None:
         folder = path.parent
         if not (os.access(path, os.W_OK) if path.exists()
                 else folder.is_dir() and os.access(folder, os.W_OK)):
