@@ -259,3 +259,21 @@ def test_the_chosen_batch_size_is_an_mlflow_param_and_in_run_json(tmp_path):
     assert (params["trainer.chosen_batch_size"], params["trainer.chosen_grad_accum"]) == ("8", "1")
     chosen = json.loads((tmp_path / "run" / "run.json").read_text())["chosen"]
     assert chosen == {"trainer.chosen_batch_size": 8, "trainer.chosen_grad_accum": 1}
+
+
+def test_batch_size_auto_on_the_command_line_means_auto_batch_size(tmp_path):
+    """`python -m runner trainer.batch_size=auto`, as the HF Trainer's users spell it: the
+    run probes its batch (largest tried: the batch_size set before it) instead of failing
+    to compose."""
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", *fast("seqcls", "bert", "trainer.max_epochs=1"),
+         "trainer.batch_size=auto", "logger=none", f"trainer.output_dir={out}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads((out / "run.json").read_text())
+    assert info["chosen"] == {"trainer.chosen_batch_size": 8, "trainer.chosen_grad_accum": 1}
+    (recorded,) = tmp_path.rglob("overrides.yaml")  # Hydra's record of the command line
+    assert "trainer.auto_batch_size=true" in recorded.read_text()
+    assert "batch_size=auto" not in recorded.read_text()

@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from runner import console
-from runner.cli import in_multirun, refuse_unlisted_targets, report_errors
+from runner.cli import in_multirun, refuse_unlisted_targets, report_errors, respell
 from runner.config.compose import CONFIG_DIR
 from runner.distributed import share_run_stamp
 
@@ -47,6 +47,7 @@ def register_sweeper() -> None:
 
 def entry() -> None:
     argv, verbose = console.strip_verbose(sys.argv[1:])
+    argv = respell(argv)
     sys.argv[1:] = argv  # Hydra reads sys.argv
     console.setup(verbose)
     refuse_unlisted_targets(argv)

@@ -49,6 +49,17 @@ def report_errors() -> Iterator[None]:
         sys.exit(found.exit_code)
 
 
+# Command-line spellings runner reads as another override: OmegaConf's typed configs have
+# no int-or-string field, so `trainer.batch_size=auto` (as the HF Trainer's users say it)
+# stands for the bool key, with trainer.batch_size left as the largest batch tried.
+SPELLINGS = {"trainer.batch_size=auto": "trainer.auto_batch_size=true"}
+
+
+def respell(argv: list[str]) -> list[str]:
+    """argv with each SPELLINGS key replaced by the override it stands for."""
+    return [SPELLINGS.get(arg, arg) for arg in argv]
+
+
 # Python objects config may name (Hydra instantiates `_target_`s, e.g. callbacks). runner's
 # own config instantiates nothing else; anything beyond this list is refused.
 ALLOWED_TARGETS = frozenset({"runner.track.sweep.SweepCallback"})

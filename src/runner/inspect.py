@@ -13,7 +13,7 @@ import json
 import sys
 
 from runner import console
-from runner.cli import refuse_unlisted_targets, report_errors
+from runner.cli import refuse_unlisted_targets, report_errors, respell
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         from runner.config.compose import compose
         from runner.model.report import inspect_model
 
-        cfg = compose(args.overrides)
+        cfg = compose(respell(args.overrides))
         doc = inspect_model(cfg)
     rows = doc.pop("_rows")
     if cfg.inspect.output == "json":
