@@ -76,6 +76,19 @@ def _quiet_imported_libraries() -> None:
             logging.getLogger(name).setLevel(level)
 
 
+class JobLogFile(logging.FileHandler):
+    """Hydra's job log file (<run dir>/<job>.log; hydra.job_logging in conf/config.yaml). A
+    line the disk has no room for (full, read-only) is dropped: the run reports the disk
+    error itself, and logging would print a traceback for every line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        from runner.errors import DISK_ERRNOS
+
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+            return
+        super().handleError(record)
+
 
 @contextmanager
 def library_bars_off() -> Iterator[None]:
