@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_faults import run
 from test_faults2 import in_own_mounts
 
@@ -43,6 +44,28 @@ def test_a_full_disk_in_a_sweep_job_ends_the_sweep_with_runners_message(tmp_path
     assert "trainer.lr=0.001" in parent.data.tags["runner.failed_jobs"]
 
 
+@pytest.mark.slow
+def test_a_full_disk_in_parallel_sweep_jobs_lists_each_with_runners_message(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # joblib's workers: each job meets the full disk at its own checkpoint and says so.
+    code, output = in_own_mounts(tmp_path, f"mount -t tmpfs -o size=100k tmpfs {disk}",
+                                 "-m", *ONE_EPOCH, "trainer.lr=1e-3,1e-2",
+                                 "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                 f"hydra.sweep.dir={disk / 'out'}")
+    assert code != 0, output[-4000:]
+    assert "Traceback" not in output and "Logging error" not in output, output[-4000:]
+    assert "sweep: 2 jobs, 2 failed" in output
+    for num, lr in ((0, "0.001"), (1, "0.01")):
+        failed = output.split(f"FAILED job #{num} (", 1)[1].splitlines()[0]
+        assert f"trainer.lr={lr}" in failed and "failed: the disk is full" in failed
+        assert "DiskError: saving the " in failed
+    _, runs = mlflow_runs(tmp_path / "mlflow.db")
+    (parent,) = [r for r in runs if r.data.tags.get("runner.sweep_parent") == "true"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["sweep/failed"] == 2
+
+
 def test_a_read_only_sweep_directory_is_named_before_the_parent_run_opens(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -65,6 +88,19 @@ def test_an_output_dir_nothing_can_be_written_to_is_refused_before_any_compute(t
            "/proc fails" in done.stderr
     assert "tokenized features" not in done.stdout  # refused before the data was read
     assert not Path("/proc/runner-out").exists()
+
+
+def test_an_output_dir_on_a_read_only_mount_is_refused_at_validation(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    setup = f"mount -t tmpfs tmpfs {disk}; mkdir {disk}/out; mount -o remount,ro {disk}"
+    code, output = in_own_mounts(tmp_path, setup, *ONE_EPOCH,
+                                 f"trainer.output_dir={disk / 'out' / 'run'}")
+    assert code == 2, output[-4000:]
+    assert "Traceback" not in output
+    assert (f"trainer.output_dir: '{disk / 'out' / 'run'}' cannot be written: creating a folder "
+            f"in {disk / 'out'} fails (Read-only file system)") in output
+    assert not (tmp_path / "mlflow.db").exists()  # nothing recorded
 
 
 def dead_pid() -> int:
@@ -100,3 +136,20 @@ def test_a_killed_runs_staging_is_swept_when_a_run_starts_and_a_live_ones_is_kep
     assert f"removed {out / 'checkpoints' / '.staging-00000006'}" in done.stdout
     assert json.loads((out / "run.json").read_text())["status"] == "FINISHED"
     assert (out / "checkpoints" / "step-00000006" / "progress.json").is_file()
+
+
+def test_checkpoint_staging_is_kept_while_run_json_names_a_live_run_there(tmp_path):
+    from runner.train.run_file import sweep_leftovers
+
+    staged = tmp_path / "checkpoints" / ".staging-00000004"
+    staged.mkdir(parents=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (tmp_path / "run.json").write_text(json.dumps({"status": "RUNNING", "pid": live.pid}))
+        sweep_leftovers(tmp_path)
+        assert staged.is_dir()  # it may be that run's checkpoint being written
+    finally:
+        live.kill()
+        live.wait()
+    sweep_leftovers(tmp_path)  # the run is gone now (killed): its staging goes
+    assert not staged.exists()
