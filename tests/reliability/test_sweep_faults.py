@@ -8,6 +8,7 @@ to, and the staging a killed save leaves in a run directory.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,21 @@ def test_checkpoint_staging_is_kept_while_run_json_names_a_live_run_there(tmp_pa
         live.wait()
     sweep_leftovers(tmp_path)  # the run is gone now (killed): its staging goes
     assert not staged.exists()
+
+
+def test_a_model_error_in_sweep_jobs_is_listed_and_the_sweep_goes_on(tmp_path):
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, "-m", "runner", "-m", "model=bert",
+                           f"model.checkpoint={empty}", "trainer.lr=1e-3,1e-2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in output, output[-4000:]
+    assert "sweep: 2 jobs, 2 failed" in output  # a bad input is not a full disk: job 1 ran
+    for lr in ("0.001", "0.01"):
+        assert (f"trainer.lr={lr}): ModelError: model.checkpoint='{empty}' has no config.json"
+                in output)
+    _, runs = mlflow_runs(tmp_path / "mlflow.db")
+    (parent,) = [r for r in runs if r.data.tags.get("runner.sweep_parent") == "true"]
+    assert parent.info.status == "FAILED" and parent.data.metrics["sweep/failed"] == 2
