@@ -23,6 +23,7 @@ _composed: list[bool] = []
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     _composed.append(True)
+    console.drop_log_lines_a_full_disk_refuses()  # Hydra has set up the job's log file
     # Imported here so --help, --cfg and config errors never load torch.
     from runner.run import run
 

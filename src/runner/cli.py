@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from runner.errors import DISK_FIX, Interrupted, Preempted, RunnerError, disk_error
+from runner.errors import Interrupted, Preempted, RunnerError, user_error
 
 
 def in_multirun() -> bool:
@@ -42,7 +42,7 @@ def report_errors() -> Iterator[None]:
         print("error: interrupted (SIGINT)", file=sys.stderr)
         sys.exit(Interrupted.exit_code)
     except OSError as err:  # a full or read-only disk met outside runner's own writes
-        found = disk_error(err, "the run", DISK_FIX)
+        found = user_error(err)
         if found is None or in_multirun():
             raise
         print(f"error: {found}", file=sys.stderr)

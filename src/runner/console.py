@@ -14,6 +14,7 @@ This is a base module: it imports no runner stage and no heavy library.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -75,6 +76,21 @@ def _quiet_imported_libraries() -> None:
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(level)
 
+
+def drop_log_lines_a_full_disk_refuses() -> None:
+    """Hydra's job log file (<run dir>/<job>.log) on a full or read-only disk: its lines are
+    dropped, where logging would print a traceback for each one; the run reports the disk
+    error itself. Called once Hydra has set up the job's logging."""
+    from runner.errors import DISK_ERRNOS
+
+    def handle_error(handler: logging.Handler, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if not (isinstance(err, OSError) and err.errno in DISK_ERRNOS):
+            logging.Handler.handleError(handler, record)
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handleError = functools.partial(handle_error, handler)
 
 
 @contextmanager

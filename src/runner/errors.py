@@ -82,6 +82,14 @@ def disk_error(err: BaseException, doing: str, fix: str) -> DiskError | None:
     return None
 
 
+def user_error(err: BaseException) -> RunnerError | None:
+    """The message a user should see for err: a RunnerError as it is, an OSError a full or
+    read-only disk caused as a DiskError; None for anything else (a bug: its traceback)."""
+    if isinstance(err, RunnerError):
+        return err
+    return disk_error(err, "the run", DISK_FIX)
+
+
 class Interrupted(RunnerError):
     """SIGINT / SIGTERM stopped the run (after saving a checkpoint when training)."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,28 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# What atomic_write (.{name}.{pid}.tmp) and the final model's staging (.model-{pid}.tmp)
+# leave when their process is killed: the writer's process id is in the name.
+STAGED = re.compile(r"^\..+[.-](\d+)\.tmp$")
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove what killed writers staged in `folder` (files or folders named by a process
+    id no longer running); a live process's own staging is left alone. Returns what went."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir()
+             if (m := STAGED.match(p.name)) and int(m[1]) != os.getpid()
+             and not pid_alive(int(m[1]))]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
 
 
 def unreadable_safetensors(path: Path) -> str | None:

@@ -46,7 +46,12 @@ def _run(cfg: DictConfig, phase) -> float | None:
     from runner.train.final_model import save_final_model
     from runner.train.loop import Trainer
     from runner.train.resume import resolve_resume
-    from runner.train.run_file import recorded_status, write_run_config, write_run_file
+    from runner.train.run_file import (
+        recorded_status,
+        sweep_leftovers,
+        write_run_config,
+        write_run_file,
+    )
     from runner.train.setup import build_training
     from runner.train.trial import result as trial_result
 
@@ -60,6 +65,8 @@ def _run(cfg: DictConfig, phase) -> float | None:
     resume_dir = resolve_resume(cfg.trainer.resume, where.name, hyperparameters,
                                 where.output_dir, where.search_roots)
     output_dir = resume_dir or where.output_dir
+    if state.is_main_process:
+        sweep_leftovers(output_dir)  # a killed run's staging never lingers or trips this one
     with (recorded_status(output_dir, state.is_main_process, name=where.name,
                           hyperparameters=hyperparameters),
           tracking.start(cfg, where, output_dir, resumed=resume_dir is not None) as tracker):

@@ -74,9 +74,10 @@ def test_nan_loss_can_be_skipped_and_counted(tmp_path):
 
 def test_a_write_error_while_saving_keeps_the_previous_checkpoint(tmp_path):
     out = tmp_path / "run"
-    # Something in the way of the step-4 checkpoint: writing it fails, as on a full disk.
+    # A file where the step-4 checkpoint goes: moving it into place fails, as on a full
+    # disk. (A staging folder in the way would be swept away as the run starts.)
     (out / "checkpoints").mkdir(parents=True)
-    (out / "checkpoints" / ".staging-00000004").write_text("in the way")
+    (out / "checkpoints" / "step-00000004").write_text("in the way")
     done = run(tmp_path, *fast("seqcls", "bert", "freeze=none", "trainer.save_every=2",
                                "trainer.max_epochs=2"), f"trainer.output_dir={out}")
     assert done.returncode == 2, done.stderr[-3000:]

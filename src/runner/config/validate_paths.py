@@ -41,7 +41,8 @@ def check_checkpoint_config(cfg: DictConfig, problems: list[Problem]) -> None:
 
 
 def check_output_dir(cfg: DictConfig, problems: list[Problem]) -> None:
-    """trainer.output_dir must be creatable: no file where one of its folders would be."""
+    """trainer.output_dir must be creatable: no file where one of its folders would be, and
+    its nearest existing folder writable (not a read-only disk, not /proc)."""
     if not cfg.trainer.output_dir:
         return
     path = Path(str(cfg.trainer.output_dir)).expanduser().absolute()
@@ -50,3 +51,23 @@ def check_output_dir(cfg: DictConfig, problems: list[Problem]) -> None:
         problems.append(Problem("trainer.output_dir", f"{str(path)!r} cannot be a directory: "
                                 f"{blocker} is a file", "choose another trainer.output_dir "
                                 "(or move that file)"))
+        return
+    existing = next(p for p in (path, *path.parents) if p.is_dir())
+    why = unwritable(existing)
+    if why:
+        problems.append(Problem("trainer.output_dir", f"{str(path)!r} cannot be written: "
+                                f"creating a folder in {existing} fails ({why})",
+                                "choose a trainer.output_dir on a writable disk"))
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why nothing can be created in `folder` (a read-only disk, no permission, a virtual
+    filesystem), or None. Asked of the filesystem itself, by creating and removing a folder:
+    permission bits alone do not tell (root, read-only mounts, /proc)."""
+    import tempfile
+
+    try:
+        Path(tempfile.mkdtemp(prefix=".runner-write-check-", dir=folder)).rmdir()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None

@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from runner.config.defaults import objective
-from runner.errors import Interrupted, Preempted, Pruned, RunnerError
+from runner.errors import DiskError, Interrupted, Preempted, Pruned, disk_error, user_error
 from runner.files import write_json
 from runner.track import tags as names
 from runner.track.describe import source_tags
@@ -113,14 +113,17 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
         # SystemExit passes through Hydra (which catches Exception), so no further job starts.
         sys.exit(getattr(err, "exit_code", 130))
     except Exception as err:  # noqa: BLE001  (any failure of one job)
-        # A user error says what and how to fix it, as a single run would; a bug gets its
-        # traceback.
-        detail = (f"error: {err}" if isinstance(err, RunnerError)
-                  else "".join(traceback.format_exception(err)))
+        # A user error (a full or read-only disk too) says what and how to fix it, as a
+        # single run would; a bug gets its traceback.
+        found = user_error(err)
+        detail = f"error: {found}" if found else "".join(traceback.format_exception(err))
         log.error("job %d (%s) failed:\n%s", hc.job.num, " ".join(record["overrides"]),
                   detail)
+        shown = found or err
         _write_job(hc.sweep.dir, {**record, "status": "FAILED",
-                                  "error": f"{type(err).__name__}: {err}"})
+                                  "error": f"{type(shown).__name__}: {shown}"})
+        if isinstance(found, DiskError) and _in_this_process(hc):
+            _stop_on_disk_error(Path(hc.sweep.dir), cfg)
         if "optuna" in str(hc.sweeper.get("_target_", "")).lower():
             raise  # Optuna marks the trial FAIL and goes on (max_failure_rate permitting)
         return math.nan  # the basic sweeper goes on; the callback reports it at the end
@@ -131,18 +134,46 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], float | None]) -> floa
     return value
 
 
+def _in_this_process(hc) -> bool:
+    """Whether the jobs run one after another in the sweep's own process (Hydra's basic
+    launcher), rather than in workers (joblib) or a scheduler's jobs."""
+    return str(hc.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def _stop_on_disk_error(sweep_dir: Path, cfg: DictConfig) -> None:
+    """A full or read-only disk stops the sweep: the next job would write to the same disk
+    (Hydra's own job files first, which fail with its traceback). The parent run ends
+    FAILED listing the job; the command exits 2."""
+    end_sweep(sweep_dir, cfg)
+    print("the sweep stopped at a disk error: the jobs not started yet were not run",
+          file=sys.stderr)
+    sys.exit(DiskError.exit_code)  # SystemExit passes through Hydra: no further job starts
+
+
 def _write_job(sweep_dir: str, record: dict[str, Any]) -> None:
     if os.environ.get("RANK", "0") != "0":
         return  # one record per job, by its first process
     record = {**record, "ended": time.time()}
     jobs = Path(sweep_dir) / JOBS_DIR
-    jobs.mkdir(parents=True, exist_ok=True)
-    write_json(jobs / f"{record['num']}.json", record)  # the callback reads it at the end
+    try:
+        jobs.mkdir(parents=True, exist_ok=True)
+        write_json(jobs / f"{record['num']}.json", record)  # the callback reads it at the end
+    except OSError as err:  # the sweep's disk is full too: kept here for the summary
+        log.error("job %d: its record could not be written to %s (%s)", record["num"],
+                  jobs, err)
+        _UNWRITTEN[record["num"]] = record
+
+
+# Job records a full disk kept out of jobs/: the basic launcher's callback, in this same
+# process, still counts them.
+_UNWRITTEN: dict[int, dict[str, Any]] = {}
 
 
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     jobs = Path(sweep_dir) / JOBS_DIR
     records = [json.loads(p.read_text()) for p in jobs.glob("*.json")] if jobs.is_dir() else []
+    written = {r["num"] for r in records}
+    records += [r for num, r in _UNWRITTEN.items() if num not in written]
     return sorted(records, key=lambda r: r["num"])
 
 
@@ -155,16 +186,32 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_study(config)  # before the parent run opens: bad settings leave no trace
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         info: dict[str, Any] = {"swept": swept_keys(config),
                                 "overrides": list(config.hydra.overrides.task)}
+        _write_sweep_file(sweep_dir, info)  # first: an unwritable sweep dir opens no parent
         if config.logger.name == "mlflow":
             info.update(_open_parent(config, info))
-        write_json(sweep_dir / SWEEP_FILE, info)  # each job reads it as it starts
+            _write_sweep_file(sweep_dir, info)  # each job reads it as it starts
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if end_sweep(Path(config.hydra.sweep.dir), config):
             sys.exit(1)
+
+
+def _write_sweep_file(sweep_dir: Path, info: dict[str, Any]) -> None:
+    """sweep.json; a sweep directory on a full or read-only disk ends the command with
+    runner's message (Hydra would only warn, then fail with a traceback)."""
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        write_json(sweep_dir / SWEEP_FILE, info)
+    except OSError as err:
+        found = disk_error(err, f"writing the sweep directory {sweep_dir}",
+                           "Free some space (or make it writable), or point hydra.sweep.dir "
+                           "at another disk, then run the same command again.")
+        if found is None:
+            raise
+        print(f"error: {found}", file=sys.stderr)
+        sys.exit(found.exit_code)
 
 
 def _check_study(config: DictConfig) -> None:

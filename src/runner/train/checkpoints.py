@@ -2,7 +2,8 @@
 
 A checkpoint is written into a hidden staging folder and renamed into place only when
 complete (rename is atomic on one filesystem), so a crash mid-save leaves a staging folder
-that is ignored and cleaned up, never a half checkpoint that resume would pick. Old
+that is ignored and cleaned up (by a resume, which takes the run over, and as any run starts
+in that directory: run_file.sweep_leftovers), never a half checkpoint that resume would pick. Old
 checkpoints are pruned only after the new one is complete.
 
 """

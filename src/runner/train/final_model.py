@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from runner.errors import disk_error
-from runner.files import pid_alive
+from runner.files import remove_stale_staging
 from runner.model.adapters import Adapters, remove_adapters, save_adapter
 
 log = logging.getLogger(__name__)
@@ -24,12 +24,8 @@ STAGING = ".model-{pid}.tmp"
 
 def sweep_stale_staging(output_dir: Path) -> None:
     """Remove staging folders a dead process left (killed, or a disk full mid-save)."""
-    for stale in Path(output_dir).glob(STAGING.format(pid="*")):
-        pid = stale.name[len(".model-"):-len(".tmp")]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            log.info("removing %s, left by an interrupted save", stale)
-            shutil.rmtree(stale, ignore_errors=True)
-
+    for stale in remove_stale_staging(output_dir):
+        log.info("removed %s, left by an interrupted save", stale)
 
 
 def save_final_model(cfg: DictConfig, trainer, tokenizer, output_dir: Path,
