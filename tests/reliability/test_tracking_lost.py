@@ -215,3 +215,37 @@ def test_server_left_down_keeps_the_values_and_a_resume_sends_them(server, tmp_p
     assert "metric values an earlier attempt could not send" in again.output()
     # (a resumed run evaluates its last checkpoint again: eval/* at the last step twice)
     assert_complete(server.url, keys=("train/loss", "train/lr", "train/epoch"))
+
+
+def test_outbox_waits_out_its_cool_down_and_keeps_order(tmp_path, monkeypatch):
+    """In process, against a real closed port and a real sqlite store: one attempt per
+    cool-down, the values sent later in order with their own steps and timestamps, and a
+    value the store refuses (a param changed) raises instead of being kept."""
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from runner.track.buffer import Outbox
+
+    monkeypatch.setenv("RUNNER_TRACKING_RETRY_S", "3600")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    store = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = store.create_run(store.create_experiment("x")).info.run_id
+    closed = f"http://127.0.0.1:{free_port()}"
+    outbox = Outbox(MlflowClient(closed), run_id, closed)
+
+    outbox.metrics_at({"train/loss": 1.0}, 1)
+    tried = outbox.last_try
+    assert outbox.down and tried > 0
+    outbox.metrics_at({"train/loss": 0.5}, 2)  # within the cool-down: not tried again
+    assert outbox.last_try == tried and [m.step for m in outbox.metrics] == [1, 2]
+    stamps = [m.timestamp for m in outbox.metrics]
+
+    outbox.client = store  # the store answers again
+    assert outbox.send(now=True) and not outbox.down and outbox.pending == 0
+    history = sorted(store.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)
+    assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 1.0, stamps[0]),
+                                                                 (2, 0.5, stamps[1])]
+    outbox.add_params([Param("trainer.lr", "0.1")])
+    with pytest.raises(MlflowException):
+        outbox.add_params([Param("trainer.lr", "0.2")])  # refused, not a lost server
