@@ -241,7 +241,7 @@ def test_outbox_waits_out_its_cool_down_and_keeps_order(tmp_path, monkeypatch):
     assert outbox.last_try == tried and [m.step for m in outbox.metrics] == [1, 2]
     stamps = [m.timestamp for m in outbox.metrics]
 
-    outbox.client = store  # the store answers again
+    outbox.client, outbox.uri = store, store.tracking_uri  # a store that answers
     assert outbox.send(now=True) and not outbox.down and outbox.pending == 0
     history = sorted(store.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)
     assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 1.0, stamps[0]),

@@ -27,6 +27,7 @@ UNSENT_FILE = "unsent_metrics.jsonl"
 METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 PARAMS_PER_BATCH = 100
 TRANSIENT_CODES = {"REQUEST_LIMIT_EXCEEDED"}  # 429; any 5xx is transient too
+PROBE_TIMEOUT = 2.0  # seconds: is an away server back? (a hung one costs this, not MLflow's)
 
 
 def retry_seconds() -> float:
@@ -93,6 +94,8 @@ class Outbox:
             return False
         was_down, pending = self.down, len(self.metrics)
         try:
+            if was_down:
+                self._probe()
             self._drain()
         except Exception as err:
             if not unreachable(err):
@@ -128,6 +131,14 @@ class Outbox:
             self.failed(err)
             return default
 
+    def _probe(self) -> None:
+        """Raise unless an HTTP server that was away answers at all (any status: a proxy
+        without /health, a login page); cheap next to MLflow's timeout and retries."""
+        if self.uri and self.uri.startswith(("http://", "https://")):
+            import requests
+
+            requests.head(f"{self.uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT)
+
     def _drain(self) -> None:
         # Each chunk leaves the queue once the server has it: a failure mid-way resends
         # only the rest (a chunk resent after a lost reply is harmless: a metric with the
@@ -158,7 +169,12 @@ class Outbox:
         except Exception as err:  # noqa: BLE001  (a refused value must not hide the run's error)
             log.error("the pending MLflow values were not sent: %s: %s", type(err).__name__,
                       _short(err))
-        path = self.save(run_dir)
+        try:
+            path = self.save(run_dir)
+        except OSError as err:  # a full disk: say what is lost, keep the run's own error
+            log.error("%d values the MLflow server %s did not receive are lost: %s",
+                      self.pending, self.uri, err)
+            return None
         log.warning("kept %d values the MLflow server %s did not receive in %s", self.pending,
                     self.uri, path)
         return path
