@@ -295,7 +295,7 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
         if not resumed:
             overrides = "\n".join(where.overrides) + ("\n" if where.overrides else "")
             tracker._log_text(overrides, "config/overrides.txt")
-        with system_metrics(run_id, uri, resumed):
+        with system_metrics(run_id, uri, resumed, lambda: tracker.outbox.down):
             yield tracker
     except BaseException as err:
         tracker.outbox.keep(output_dir)
