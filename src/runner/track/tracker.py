@@ -177,11 +177,13 @@ class MlflowTracker:
         self.model_dir = model_dir
         if objective_value is not None:
             self.log_metrics({names.OBJECTIVE_METRIC: objective_value}, step=0)
-        if log_model and model_dir is not None and self.outbox.down:
+        if not log_model or model_dir is None:
+            return
+        if self.outbox.down and not self.outbox.send(now=True):  # one more try, not a wait
             log.warning("the model is not logged to MLflow: the server %s is away (it is saved "
                         "in %s)", self.uri, model_dir)
-        elif log_model and model_dir is not None:
-            self._log_model(model_dir)
+            return
+        self._log_model(model_dir)
 
     def _log_model(self, model_dir: Path) -> None:
         """An MLflow model (registered with logger.register_as, outside sweeps); if MLflow
