@@ -19,14 +19,16 @@ SAMPLING_SECONDS = 2.0  # $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it
 
 
 @contextmanager
-def system_metrics(run_id: str, uri: str, resumed: bool) -> Iterator[None]:
-    """Sample while the block runs; a monitor that cannot start only costs a warning."""
+def system_metrics(run_id: str, uri: str, resumed: bool,
+                   server_away=lambda: False) -> Iterator[None]:
+    """Sample while the block runs; a monitor that cannot start only costs a warning. No
+    last sample while `server_away()` (a hung server would cost MLflow's timeouts again)."""
     monitor = _start(run_id, uri, resumed)
     try:
         yield
     finally:
         if monitor is not None:
-            _finish(monitor)
+            _finish(monitor, last_sample=not server_away())
 
 
 def _start(run_id: str, uri: str, resumed: bool):
@@ -42,9 +44,11 @@ def _start(run_id: str, uri: str, resumed: bool):
     return monitor
 
 
-def _finish(monitor) -> None:
+def _finish(monitor, last_sample: bool = True) -> None:
     try:
         monitor.finish()
+        if not last_sample:
+            return
         # A last sample: the monitor publishes only after a full interval.
         monitor.collect_metrics()
         monitor.publish_metrics(monitor.aggregate_metrics())

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import tempfile
-import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +21,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import Interrupted, Preempted, Pruned
+from runner.errors import Interrupted, Preempted, Pruned, TrackingError
 from runner.track import tags as names
+from runner.track.buffer import Outbox, unreachable
 from runner.track.describe import source_tags
 from runner.track.origin import command_line, process_tags
 from runner.track.store import (
@@ -96,6 +96,8 @@ class MlflowTracker:
         self.cfg = cfg
         self.in_sweep = in_sweep  # a sweep registers its best child, not every child
         self.description = ""
+        self.outbox = Outbox(client, run_id, uri)  # every write; kept while the server is away
+        self.model_dir: Path | None = None
 
     def log_params(self, params: dict[str, str], final: bool = False) -> None:
         """Log params not yet on the run; a value over MLflow's limit goes whole to an
@@ -103,7 +105,7 @@ class MlflowTracker:
         the data is read) wait for a later call, since a param cannot change once logged."""
         from mlflow.entities import Param
 
-        existing = self.client.get_run(self.run_id).data.params
+        existing = self.outbox.read(lambda: self.client.get_run(self.run_id).data.params, {})
         batch = []
         for key, value in params.items():
             if value == "None" and not final:
@@ -115,8 +117,7 @@ class MlflowTracker:
             if key in existing:
                 continue  # resumed run: the same hyperparameters are already recorded
             batch.append(Param(key, value))
-        for start in range(0, len(batch), 100):
-            self.client.log_batch(self.run_id, params=batch[start:start + 100])
+        self.outbox.add_params(batch)
 
     def log_config(self, cfg: DictConfig, final: bool = False) -> None:
         """Params and config/resolved.yaml; `final` once the data has settled the rest."""
@@ -124,11 +125,7 @@ class MlflowTracker:
         self._log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        self.outbox.metrics_at(metrics, step)
 
     def log_plan(self, model, plan, folder: str = "freeze", step: int | None = None) -> None:
         """The plan's counts and artifacts (under `folder`). Counts at `step`; None: the
@@ -139,7 +136,8 @@ class MlflowTracker:
                   names.FROZEN: plan.frozen, names.FRACTION: plan.trainable_fraction}
         if step is not None:  # a stage of freeze=gradual began: MLflow plots the schedule
             self.log_metrics(counts, step=step)
-        elif not counts.keys() <= self.client.get_run(self.run_id).data.metrics.keys():
+        elif not counts.keys() <= self.outbox.read(
+                lambda: self.client.get_run(self.run_id).data.metrics.keys(), set()):
             self.log_metrics(counts, step=0)  # a resumed run has them already (same config)
         rows = module_table(model, plan, depth=99)
         buffer = io.StringIO()
@@ -176,10 +174,16 @@ class MlflowTracker:
     def finish(self, metrics: dict[str, float], objective_name: str,
                objective_value: float | None, model_dir: Path | None,
                log_model: bool = False) -> None:
+        self.model_dir = model_dir
         if objective_value is not None:
             self.log_metrics({names.OBJECTIVE_METRIC: objective_value}, step=0)
-        if log_model and model_dir is not None:
-            self._log_model(model_dir)
+        if not log_model or model_dir is None:
+            return
+        if self.outbox.down and not self.outbox.send(now=True):  # one more try, not a wait
+            log.warning("the model is not logged to MLflow: the server %s is away (it is saved "
+                        "in %s)", self.uri, model_dir)
+            return
+        self._log_model(model_dir)
 
     def _log_model(self, model_dir: Path) -> None:
         """An MLflow model (registered with logger.register_as, outside sweeps); if MLflow
@@ -194,7 +198,13 @@ class MlflowTracker:
             log.warning("the model could not be logged as an MLflow model (%s: %s); its "
                         "files are kept as the run's artifacts under model/",
                         type(err).__name__, err)
-            self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
+            try:
+                self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
+            except Exception as lost:
+                if not unreachable(lost):
+                    raise
+                log.warning("the model's files were not sent either (it is saved in %s)",
+                            model_dir)
             return
         name = self.cfg.logger.get("register_as")
         if name and not self.in_sweep:
@@ -205,7 +215,7 @@ class MlflowTracker:
                             type(err).__name__, err)
 
     def _log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.outbox.add_text(text, artifact_file)
 
 
 def _tags(cfg: DictConfig, where, objective: tuple[str, str]) -> dict[str, str]:
@@ -281,21 +291,61 @@ def start(cfg: DictConfig, where, output_dir: Path, resumed: bool) -> Iterator[A
     in_sweep = names.PARENT_RUN_ID in client.get_run(run_id).data.tags
     tracker = MlflowTracker(client, run_id, uri, cfg, in_sweep)
     try:
+        if resumed:  # what the interrupted attempt could not send goes first
+            tracker.outbox.load(output_dir)
         tracker.log_config(cfg)
         if not resumed:
             overrides = "\n".join(where.overrides) + ("\n" if where.overrides else "")
             tracker._log_text(overrides, "config/overrides.txt")
-        with system_metrics(run_id, uri, resumed):
+        with system_metrics(run_id, uri, resumed, lambda: tracker.outbox.down):
             yield tracker
     except BaseException as err:
+        tracker.outbox.keep(output_dir)
         if isinstance(err, Pruned):
-            _record_pruned(client, run_id, err)
+            _recorded(tracker, _record_pruned, err)
             raise
         killed = isinstance(err, (KeyboardInterrupt, Interrupted))
-        _record_failure(client, run_id, err, killed)
+        _recorded(tracker, _record_failure, err, killed)
         raise
-    client.set_terminated(run_id, status="FINISHED")
-    log.info("MLflow run %s FINISHED (%s)", run_id, uri)
+    _finished(tracker, output_dir)
+
+
+def _finished(tracker: MlflowTracker, output_dir: Path) -> None:
+    """Send what is pending and mark the run FINISHED; with the server still away, keep
+    the unsent values in the run directory and say what was and was not recorded."""
+    run_id, uri = tracker.run_id, tracker.uri
+    if tracker.outbox.send(now=True):
+        try:
+            tracker.client.set_terminated(run_id, status="FINISHED")
+            log.info("MLflow run %s FINISHED (%s)", run_id, uri)
+            return
+        except Exception as err:
+            if not unreachable(err):
+                raise
+    unsent = tracker.outbox.save(output_dir) if tracker.outbox.pending else None
+    kept = (f"The {len(tracker.outbox.metrics)} metric values it did not receive are in "
+            f"{unsent}" if unsent else "Every metric value was sent before it went away")
+    model = tracker.model_dir or output_dir
+    raise TrackingError(
+        f"training finished and the model is saved in {model}, but the MLflow server {uri} "
+        f"did not answer: the final status and metrics of MLflow run {run_id} could not be "
+        f"recorded (it still shows RUNNING). {kept}.\n     fix: start the server again, "
+        f"then run the same command with trainer.resume=auto to send them (the run "
+        f"directory is {output_dir})")
+
+
+def _recorded(tracker: MlflowTracker, record, err: BaseException, *args) -> None:
+    """Record how the run ended; a server that is gone costs a line, never a second
+    error over the run's own."""
+    lost = "the server is away" if tracker.outbox.down else None
+    if lost is None:
+        try:
+            record(tracker.client, tracker.run_id, err, *args)
+        except Exception as failed:  # noqa: BLE001
+            lost = f"{type(failed).__name__}: {' '.join(str(failed).split())[:300]}"
+    if lost:
+        log.error("MLflow run %s: how it ended (%s: %s) could not be recorded (%s)",
+                  tracker.run_id, type(err).__name__, err, lost)
 
 
 def _record_pruned(client, run_id: str, err: Pruned) -> None:
