@@ -155,3 +155,49 @@ def test_the_threshold_flag_is_refused_for_a_run_without_no_answer(v2_run, tmp_p
     predict_main(argv[:-2])
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(lines) == ROWS and all(set(p) == {"answer", "start", "score"} for p in lines)
+
+
+def test_the_logged_pyfunc_model_of_a_v2_run_decides_no_answer_by_its_threshold(tmp_path):
+    """logger.log_model on a v2 run: the pyfunc model carries the run's threshold and says
+    "" where no-answer wins; -inf / +inf give all-empty / all-span answers."""
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from runner.track.model_log import log_model, logged_model_id
+
+    train = _write(tmp_path / "train.jsonl", _v2_rows("train.json", 24))
+    test_rows = _v2_rows("validation.json", 4)
+    test = _write(tmp_path / "test.jsonl", test_rows)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+        run(compose([*fast("qa", "bert", f"data.max_length={MAX_LENGTH}", "freeze=none",
+                           "trainer.max_epochs=1"),
+                     "data=local", f"data.train_file={train}", f"data.validation_file={test}",
+                     "head.version_2_with_negative=true", "head.null_score_diff_threshold=0.5",
+                     f"trainer.output_dir={tmp_path / 'run'}", f"logger.tracking_uri={uri}",
+                     "logger.log_model=true"]))
+    client = MlflowClient(uri)
+    (record,) = client.search_runs([client.get_experiment_by_name("runner").experiment_id])
+    model_id = logged_model_id(client, record.info.run_id)
+    frame = pd.DataFrame([{"question": r["question"], "context": r["context"]}
+                          for r in test_rows])
+    answers = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        try:
+            logged = mlflow.pyfunc.load_model(f"models:/{model_id}")  # the run's own
+            assert logged.model_config == {"head": "qa", "null_score_diff_threshold": 0.5}
+            answers["run"] = list(logged.predict(frame))
+            for threshold in (-math.inf, math.inf):
+                forced = log_model(client, uri, record.info.run_id, tmp_path / "run" / "model",
+                                   "qa", "forced", threshold)
+                answers[threshold] = list(mlflow.pyfunc.load_model(
+                    f"models:/{forced}").predict(frame))
+        finally:
+            mlflow.set_tracking_uri(None)
+    assert len(answers["run"]) == len(test_rows)
+    assert answers[-math.inf] == [""] * len(test_rows)
+    assert all(a and a in r["context"] for a, r in zip(answers[math.inf], test_rows, strict=True))

@@ -51,8 +51,9 @@ def _fluent(uri: str, experiment_id: str) -> Iterator[None]:
 
 
 def log_model(client, uri: str, run_id: str, model_dir: Path, head: str,
-              description: str) -> str:
-    """Log the saved model directory as an MLflow model of the run; returns its model id."""
+              description: str, null_score_diff_threshold: float | None = None) -> str:
+    """Log the saved model directory as an MLflow model of the run; returns its model id.
+    A SQuAD v2 qa run passes its no-answer threshold, which its pyfunc model decides by."""
     import mlflow
 
     directory = str(Path(model_dir).resolve())  # absolute: not taken for a hub id
@@ -73,7 +74,9 @@ def log_model(client, uri: str, run_id: str, model_dir: Path, head: str,
                 info = mlflow.models.Model.log(
                     artifact_path=None, name=ARTIFACT, flavor=mlflow.pyfunc,
                     python_model=str(Path(__file__).with_name("pyfunc_heads.py")),
-                    model_config={"head": head}, artifacts={"model": directory},
+                    model_config={"head": head,
+                                  "null_score_diff_threshold": null_score_diff_threshold},
+                    artifacts={"model": directory},
                     run_id=run_id, pip_requirements=requirements())
     return info.model_id
 

@@ -1,7 +1,10 @@
 """Pyfunc models for the heads transformers 5 has no pipeline for (qa, seq2seq), so that
 mlflow.pyfunc.load_model(...).predict works on them too.
 
-qa: rows with `question` and `context` -> the answer span (text) for each.
+qa: rows with `question` and `context` -> the answer span (text) for each; for a SQuAD v2
+run (model_config's null_score_diff_threshold set) "" where the no-answer score (start and
+end on the CLS token) beats the best span's by more than the threshold, as evaluation
+decides.
 seq2seq: texts (a list, or a frame's first column) -> the generated text for each.
 
 Logged as "models from code": MLflow copies this file into the model and runs it when the
@@ -28,6 +31,7 @@ class HeadModel(mlflow.pyfunc.PythonModel):
         import transformers
 
         self.head = context.model_config["head"]
+        self.threshold = context.model_config.get("null_score_diff_threshold")
         directory = context.artifacts["model"]
         auto = (transformers.AutoModelForQuestionAnswering if self.head == "qa"
                 else transformers.AutoModelForSeq2SeqLM)
@@ -62,6 +66,12 @@ class HeadModel(mlflow.pyfunc.PythonModel):
             for j in range(i, min(i + MAX_ANSWER_TOKENS, len(in_context))):
                 if ok and in_context[j] and start[i] + end[j] > best:
                     best, span = start[i] + end[j], (offsets[i][0], offsets[j][1])
+        if self.threshold is not None:
+            ids = encoded["input_ids"][0].tolist()
+            cls = self.tokenizer.cls_token_id
+            null = ids.index(cls) if cls in ids else 0
+            if start[null] + end[null] - best > self.threshold:
+                return ""
         return row["context"][span[0]:span[1]]
 
 

@@ -192,8 +192,11 @@ class MlflowTracker:
         from runner.track.model_log import log_model, register
 
         try:
-            model_id = log_model(self.client, self.uri, self.run_id, model_dir,
-                                 self.cfg.head.task, self.description)
+            head = self.cfg.head
+            threshold = (float(head.null_score_diff_threshold)
+                         if head.task == "qa" and head.get("version_2_with_negative") else None)
+            model_id = log_model(self.client, self.uri, self.run_id, model_dir, head.task,
+                                 self.description, threshold)
         except Exception as err:  # noqa: BLE001
             log.warning("the model could not be logged as an MLflow model (%s: %s); its "
                         "files are kept as the run's artifacts under model/",
