@@ -11,11 +11,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_tracking import free_port, healthy, wait_for
+from test_tracking import free_port, healthy, mlflow_server_process, wait_for
 
 from conftest import mlflow_runs
 
@@ -43,14 +42,9 @@ def server(ui_sweep):
     work, db = ui_sweep
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log_file = work / "server.log"
     with open(log_file, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-             str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{db}"],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = mlflow_server_process(port, f"sqlite:///{db}", work, log)
     try:
         wait_for(lambda: healthy(url), f"mlflow server at {url}", proc, timeout=300,
                  describe=log_file.read_text)

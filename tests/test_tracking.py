@@ -619,6 +619,20 @@ def healthy(url: str) -> bool:
         return False
 
 
+def mlflow_server_process(port: int, backend_uri: str, cwd: Path, log,
+                          artifacts: Path | None = None) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:`port` over `backend_uri` (artifacts proxied into
+    `artifacts` when given), writing to the open file `log`. Without the caller's MLFLOW_*
+    settings or background job workers, in its own process group (uvicorn runs as a child)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    proxied = ["--artifacts-destination", str(artifacts)] if artifacts else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", backend_uri, *proxied],
+        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1, artifacts proxied into a temporary folder."""
@@ -626,15 +640,9 @@ def mlflow_server(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_file = base / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no background job workers
     with open(log_file, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-             str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{base}/server.db",
-             "--artifacts-destination", str(base / "artifacts")],
-            cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group: uvicorn runs as a child
+        proc = mlflow_server_process(port, f"sqlite:///{base}/server.db", base, log,
+                                     artifacts=base / "artifacts")
     try:
         wait_for(lambda: healthy(url), f"mlflow server at {url}", proc, timeout=WAIT_TIMEOUT,
                  describe=log_file.read_text)

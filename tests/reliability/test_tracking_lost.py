@@ -12,14 +12,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from test_tracking import free_port, healthy, mlflow_server_process, wait_for
 
 from conftest import fast
 
@@ -28,20 +26,6 @@ TIMEOUT = 120  # seconds for a server to start or a run to end
 STEPS = 100
 RUN = [*fast("seqcls"), "data.max_train_samples=400", "freeze=none",
        "trainer.save_every=1000"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -58,18 +42,12 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        port = self.url.rsplit(":", 1)[1]
-        with open(self.base / "server.log", "a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-                 port, "--workers", "1", "--backend-store-uri",
-                 f"sqlite:///{self.base}/server.db",
-                 "--artifacts-destination", str(self.base / "artifacts")],
-                cwd=self.base, env=clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-                stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)  # its own process group: uvicorn runs as a child
+        port = int(self.url.rsplit(":", 1)[1])
+        with open(self.base / "server.log", "a") as log:  # a restart appends
+            self.proc = mlflow_server_process(port, f"sqlite:///{self.base}/server.db",
+                                              self.base, log, artifacts=self.base / "artifacts")
         wait_for(lambda: healthy(self.url), f"mlflow server at {self.url}", self.proc,
-                 lambda: (self.base / "server.log").read_text())
+                 timeout=TIMEOUT, describe=lambda: (self.base / "server.log").read_text())
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -77,7 +55,7 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
         # the group's children (uvicorn) may outlive the parent for a moment
-        wait_for(lambda: not healthy(self.url), "the server to stop answering")
+        wait_for(lambda: not healthy(self.url), "the server to stop answering", timeout=TIMEOUT)
 
 
 @pytest.fixture
@@ -88,20 +66,6 @@ def server(tmp_path):
     server.start()
     yield server
     server.kill()
-
-
-def wait_for(predicate, what: str, proc: subprocess.Popen | None = None, describe=lambda: ""):
-    """Poll `predicate` until it is truthy; fail (never hang) when `proc` ends or time runs
-    out."""
-    deadline = time.monotonic() + TIMEOUT
-    while not (value := predicate()):
-        if proc is not None and proc.poll() is not None and not (value := predicate()):
-            pytest.fail(f"the process ended ({proc.returncode}) before {what}:\n"
-                        f"{describe()[-4000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}:\n{describe()[-4000:]}")
-        time.sleep(0.05)
-    return value
 
 
 class Run:
@@ -123,7 +87,7 @@ class Run:
         return (self.cwd / "err.txt").read_text()
 
     def wait_for(self, predicate, what: str):
-        return wait_for(predicate, what, self.proc, self.output)
+        return wait_for(predicate, what, self.proc, timeout=TIMEOUT, describe=self.output)
 
     def end(self) -> int:
         try:
