@@ -252,7 +252,7 @@ def in_own_mounts(tmp_path: Path, setup: str, *args: str) -> tuple[int, str]:
 def test_a_full_disk_is_a_clear_error_and_leaves_no_staging(tmp_path, size, where):
     disk = tmp_path / "disk"
     disk.mkdir()
-    # A staging folder of a dead process too: the next save sweeps it away.
+    # A staging folder of a dead process too: the run sweeps it away as it starts.
     setup = f"mount -t tmpfs -o size={size} tmpfs {disk}; mkdir -p {disk}/out/.model-999999999.tmp"
     code, output = in_own_mounts(tmp_path, setup, *fast("seqcls"), "trainer.max_epochs=1",
                                  f"trainer.output_dir={disk / 'out'}")
@@ -261,7 +261,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_staging(tmp_path, size, wher
     assert "Traceback" not in output
     listing = output.split("exit=")[1]
     assert ".staging-" not in listing and ".model-" not in listing.replace(".model-999999999", "")
-    if "final" in where:  # the final save also swept the dead process's staging folder
+    if "final" in where:  # the dead process's staging folder was swept too
         assert ".model-999999999" not in listing
     _, (record,) = mlflow_runs(tmp_path / "mlflow.db")
     assert record.info.status == "FAILED"

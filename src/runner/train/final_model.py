@@ -6,7 +6,6 @@ With adapters (freeze=lora|dora|ia3) they are merged into the base weights first
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -14,18 +13,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from runner.errors import disk_error
-from runner.files import remove_stale_staging
 from runner.model.adapters import Adapters, remove_adapters, save_adapter
 
-log = logging.getLogger(__name__)
-
 STAGING = ".model-{pid}.tmp"
-
-
-def sweep_stale_staging(output_dir: Path) -> None:
-    """Remove staging folders a dead process left (killed, or a disk full mid-save)."""
-    for stale in remove_stale_staging(output_dir):
-        log.info("removed %s, left by an interrupted save", stale)
 
 
 def save_final_model(cfg: DictConfig, trainer, tokenizer, output_dir: Path,
@@ -38,7 +28,7 @@ def save_final_model(cfg: DictConfig, trainer, tokenizer, output_dir: Path,
     staging = Path(output_dir) / STAGING.format(pid=os.getpid())
     acc.wait_for_everyone()
     if acc.is_main_process:
-        sweep_stale_staging(output_dir)
+        # A dead process's staging went when the run started (run_file.sweep_leftovers).
         shutil.rmtree(staging, ignore_errors=True)
         try:
             model = acc.unwrap_model(trainer.model)

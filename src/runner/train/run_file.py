@@ -16,9 +16,9 @@ from typing import Any
 from runner.errors import Interrupted, Preempted, Pruned
 from runner.files import atomic_write, pid_alive, remove_stale_staging, write_json
 
-RUN_FILE = "run.json"
 log = logging.getLogger(__name__)
 
+RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"  # the run's resolved config, with what the data decided
 
 
