@@ -93,8 +93,11 @@ class QuestionAnswering(Task):
         return metrics.squad_metrics(predictions, references, no_answer=threshold is not None)
 
     def null_score_diff_threshold(self) -> float | None:
-        """SQuAD v2 runs (head.version_2_with_negative, which the data checks demand for
-        questions without answers) predict "no answer" by this threshold; v1 runs: None,
-        always the best span. Evaluation and runner.predict both decide by it."""
-        head = self.cfg.head
-        return float(head.null_score_diff_threshold) if head.version_2_with_negative else None
+        return no_answer_threshold(self.cfg.head)
+
+
+def no_answer_threshold(head) -> float | None:
+    """SQuAD v2 runs (head.version_2_with_negative, which the data checks demand for
+    questions without answers) predict "no answer" by this threshold; v1 runs: None, always
+    the best span. Evaluation, runner.predict and the logged pyfunc model all decide by it."""
+    return float(head.null_score_diff_threshold) if head.version_2_with_negative else None

@@ -192,9 +192,10 @@ class MlflowTracker:
         from runner.track.model_log import log_model, register
 
         try:
+            from runner.tasks.qa import no_answer_threshold
+
             head = self.cfg.head
-            threshold = (float(head.null_score_diff_threshold)
-                         if head.task == "qa" and head.get("version_2_with_negative") else None)
+            threshold = no_answer_threshold(head) if head.task == "qa" else None
             model_id = log_model(self.client, self.uri, self.run_id, model_dir, head.task,
                                  self.description, threshold)
         except Exception as err:  # noqa: BLE001
