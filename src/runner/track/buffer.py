@@ -172,6 +172,13 @@ class Outbox:
         except Exception as err:  # noqa: BLE001  (a refused value must not hide the run's error)
             log.error("the pending MLflow values were not sent: %s: %s", type(err).__name__,
                       _short(err))
+        return self.keep_unsent(run_dir)
+
+    def keep_unsent(self, run_dir: Path) -> Path | None:
+        """What is pending, in unsent_metrics.jsonl (its path); None when nothing is, or
+        when the disk refuses the file (the log says what is lost)."""
+        if not self.pending:
+            return None
         try:
             path = self.save(run_dir)
         except OSError as err:  # a full disk: say what is lost, keep the run's own error

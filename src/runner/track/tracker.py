@@ -326,9 +326,14 @@ def _finished(tracker: MlflowTracker, output_dir: Path) -> None:
         except Exception as err:
             if not unreachable(err):
                 raise
-    unsent = tracker.outbox.save(output_dir) if tracker.outbox.pending else None
-    kept = (f"The {len(tracker.outbox.metrics)} metric values it did not receive are in "
-            f"{unsent}" if unsent else "Every metric value was sent before it went away")
+    unsent = tracker.outbox.keep_unsent(output_dir)
+    missed = f"The {len(tracker.outbox.metrics)} metric values it did not receive"
+    if unsent:
+        kept = f"{missed} are in {unsent}"
+    elif tracker.outbox.pending:
+        kept = f"{missed} are lost (the run directory's disk refused them)"
+    else:
+        kept = "Every metric value was sent before it went away"
     model = tracker.model_dir or output_dir
     raise TrackingError(
         f"training finished and the model is saved in {model}, but the MLflow server {uri} "
